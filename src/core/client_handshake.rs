@@ -1,0 +1,137 @@
+//! The client side of the opening handshake (RFC 6455 §4.1): building the upgrade
+//! request and validating the server's 101 response.
+//!
+//! Owns the client's key and offered subprotocols. It must never generate
+//! randomness itself: the caller passes the 16 random key bytes in.
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+
+use crate::core::error::HandshakeError;
+use crate::core::handshake::accept_key;
+use crate::core::http::{parse_error_text, Header, Headers};
+
+/// The largest response head a client accepts.
+pub const MAX_RESPONSE_HEAD: usize = 8 * 1024;
+
+/// A client's half of one opening handshake.
+#[derive(Debug, Clone)]
+pub struct ClientHandshake {
+    key: String,
+    protocols: Vec<String>,
+}
+
+/// What the server agreed to in its 101 response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// The subprotocol the server chose, if any (always one we offered).
+    pub protocol: Option<String>,
+    pub headers: Vec<Header>,
+}
+
+impl Headers for Accepted {
+    fn header_fields(&self) -> &[Header] {
+        &self.headers
+    }
+}
+
+impl ClientHandshake {
+    /// `key_bytes` MUST be freshly random for every handshake (§4.1).
+    pub fn new(key_bytes: [u8; 16], protocols: Vec<String>) -> Self {
+        ClientHandshake {
+            key: BASE64.encode(key_bytes),
+            protocols,
+        }
+    }
+
+    /// The `Sec-WebSocket-Key` this handshake sends.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Appends the upgrade request for `target` (path and query) on `host`.
+    pub fn write_request(
+        &self,
+        out: &mut Vec<u8>,
+        host: &str,
+        target: &str,
+        extra_headers: &[(String, String)],
+    ) {
+        let mut req = format!(
+            "GET {target} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: {}\r\nSec-WebSocket-Version: 13\r\n",
+            self.key
+        );
+        if !self.protocols.is_empty() {
+            req.push_str(&format!(
+                "Sec-WebSocket-Protocol: {}\r\n",
+                self.protocols.join(", ")
+            ));
+        }
+        for (name, value) in extra_headers {
+            req.push_str(&format!("{name}: {value}\r\n"));
+        }
+        req.push_str("\r\n");
+        out.extend_from_slice(req.as_bytes());
+    }
+
+    /// Parses and validates the server's response head from the front of `input`.
+    /// `Ok(None)`: incomplete. `Ok(Some((accepted, n)))`: the head took `n` bytes and
+    /// what follows is already WebSocket frames.
+    pub fn parse_response(
+        &self,
+        input: &[u8],
+    ) -> Result<Option<(Accepted, usize)>, HandshakeError> {
+        let mut slots = [httparse::EMPTY_HEADER; 64];
+        let mut resp = httparse::Response::new(&mut slots);
+        let window = &input[..input.len().min(MAX_RESPONSE_HEAD)];
+        let n = match resp.parse(window) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) if input.len() >= MAX_RESPONSE_HEAD => {
+                return Err(HandshakeError::ResponseTooLarge {
+                    max: MAX_RESPONSE_HEAD,
+                })
+            }
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(e) => return Err(HandshakeError::MalformedResponse(parse_error_text(e))),
+        };
+        let status = resp.code.unwrap_or_default();
+        let accepted = Accepted {
+            protocol: None,
+            headers: resp
+                .headers
+                .iter()
+                .map(|h| Header {
+                    name: h.name.to_owned(),
+                    value: String::from_utf8_lossy(h.value).into_owned(),
+                })
+                .collect(),
+        };
+        if status != 101 {
+            return Err(HandshakeError::NotSwitchingProtocols { status });
+        }
+        if !accepted.has_token("Upgrade", "websocket")
+            || !accepted.has_token("Connection", "upgrade")
+        {
+            return Err(HandshakeError::MissingUpgradeInResponse);
+        }
+        if accepted.header("Sec-WebSocket-Accept").map(str::trim) != Some(&accept_key(&self.key)) {
+            return Err(HandshakeError::WrongAcceptKey);
+        }
+        let protocol = accepted
+            .header("Sec-WebSocket-Protocol")
+            .map(|p| p.trim().to_owned());
+        if let Some(p) = &protocol {
+            if !self.protocols.iter().any(|offered| offered == p) {
+                return Err(HandshakeError::UnexpectedSubprotocol(p.clone()));
+            }
+        }
+        Ok(Some((
+            Accepted {
+                protocol,
+                ..accepted
+            },
+            n,
+        )))
+    }
+}

@@ -1,0 +1,4 @@
+//! Rule-by-rule tests of the protocol core, one file per area, each test named for
+//! the behaviour it pins down. They must never open a socket or read a clock.
+
+mod rfc_examples;
