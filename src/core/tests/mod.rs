@@ -1,4 +1,7 @@
 //! Rule-by-rule tests of the protocol core, one file per area, each test named for
 //! the behaviour it pins down. They must never open a socket or read a clock.
 
+mod handshake_client;
+mod handshake_server;
 mod rfc_examples;
+mod support;
