@@ -1,6 +1,8 @@
 //! Rule-by-rule tests of the protocol core, one file per area, each test named for
 //! the behaviour it pins down. They must never open a socket or read a clock.
 
+mod closing;
+mod frames;
 mod handshake_client;
 mod handshake_server;
 mod rfc_examples;
