@@ -1,0 +1,458 @@
+//! One client WebSocket connection on a mio event loop: non-blocking connect
+//! (optionally from a chosen source address), the opening handshake, then the
+//! sans-I/O core for frames.
+//!
+//! Owns the socket, the unconsumed input and the unsent output of one connection,
+//! and turns what happens on it into [`ConnEvent`]s. It must never block, sleep,
+//! spawn a thread or read a clock: the caller owns the loop, the timers and the
+//! policy (what to send, when to give up).
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr};
+
+use mio::net::TcpStream;
+use mio::{Interest, Registry, Token};
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+use crate::core::{
+    Accepted, ClientHandshake, CloseCode, CloseFrame, Event, HandshakeError, Limits, Message,
+    MessageKind, NotOpen, ProtocolError, State, WebSocket,
+};
+
+use super::url::WsUrl;
+
+/// Output above this many unsent bytes is "backlogged": callers stop queueing.
+pub const OUTPUT_HIGH_WATER: usize = 1 << 20;
+
+/// What one connection needs to start: where to connect and what to ask for.
+#[derive(Debug, Clone)]
+pub struct ConnectSpec {
+    pub addr: SocketAddr,
+    pub url: WsUrl,
+    /// Bind the socket to this local address (port 0) before connecting.
+    pub source: Option<IpAddr>,
+    pub protocols: Vec<String>,
+    pub headers: Vec<(String, String)>,
+    pub limits: Limits,
+    /// Disable Nagle's algorithm (latency measurements want this).
+    pub nodelay: bool,
+}
+
+impl ConnectSpec {
+    pub fn new(addr: SocketAddr, url: WsUrl) -> Self {
+        ConnectSpec {
+            addr,
+            url,
+            source: None,
+            protocols: Vec::new(),
+            headers: Vec::new(),
+            limits: Limits::default(),
+            nodelay: true,
+        }
+    }
+}
+
+/// Why a connection failed; each maps to one counter name in load reports.
+#[derive(Debug)]
+pub enum ConnError {
+    /// ECONNREFUSED: nothing listens there (or the backlog overflowed).
+    Refused,
+    /// The caller's deadline for connect plus handshake passed.
+    Timeout,
+    /// EMFILE/ENFILE: this process (or the system) is out of file descriptors.
+    TooManyFiles,
+    /// EADDRNOTAVAIL/EADDRINUSE on connect or bind: ephemeral ports are exhausted
+    /// for this source address (or the source address does not exist).
+    AddrNotAvailable,
+    /// ECONNRESET/EPIPE.
+    Reset,
+    /// The server closed TCP before the handshake finished.
+    ClosedDuringHandshake,
+    /// The server's response broke the opening handshake.
+    Handshake(HandshakeError),
+    /// The server broke RFC 6455 after the handshake.
+    Protocol(ProtocolError),
+    /// Any other I/O error.
+    Io(io::Error),
+}
+
+impl ConnError {
+    /// Classifies an I/O error by errno.
+    pub fn from_io(e: io::Error) -> ConnError {
+        match e.raw_os_error() {
+            Some(libc::ECONNREFUSED) => ConnError::Refused,
+            Some(libc::EMFILE) | Some(libc::ENFILE) => ConnError::TooManyFiles,
+            Some(libc::EADDRNOTAVAIL) | Some(libc::EADDRINUSE) => ConnError::AddrNotAvailable,
+            Some(libc::ECONNRESET) | Some(libc::EPIPE) => ConnError::Reset,
+            Some(libc::ETIMEDOUT) => ConnError::Timeout,
+            _ => ConnError::Io(e),
+        }
+    }
+
+    /// A short, stable name for counting failures by cause.
+    pub fn cause(&self) -> &'static str {
+        match self {
+            ConnError::Refused => "refused",
+            ConnError::Timeout => "timeout",
+            ConnError::TooManyFiles => "emfile",
+            ConnError::AddrNotAvailable => "eaddrnotavail",
+            ConnError::Reset => "reset",
+            ConnError::ClosedDuringHandshake => "closed_during_handshake",
+            ConnError::Handshake(_) => "handshake",
+            ConnError::Protocol(_) => "protocol",
+            ConnError::Io(_) => "other",
+        }
+    }
+}
+
+impl fmt::Display for ConnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnError::Refused => f.write_str("connection refused"),
+            ConnError::Timeout => f.write_str("timed out"),
+            ConnError::TooManyFiles => {
+                f.write_str("out of file descriptors (EMFILE/ENFILE): raise the limit or use fewer connections per process")
+            }
+            ConnError::AddrNotAvailable => f.write_str(
+                "address not available (EADDRNOTAVAIL): ephemeral ports exhausted for this source address",
+            ),
+            ConnError::Reset => f.write_str("connection reset by peer"),
+            ConnError::ClosedDuringHandshake => {
+                f.write_str("server closed the connection during the handshake")
+            }
+            ConnError::Handshake(e) => write!(f, "handshake failed: {e}"),
+            ConnError::Protocol(e) => write!(f, "protocol error from server: {e}"),
+            ConnError::Io(e) => write!(f, "I/O error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ConnError {}
+
+/// What happened on a connection, in order.
+#[derive(Debug)]
+pub enum ConnEvent {
+    /// The handshake succeeded; messages may be sent.
+    Open(Accepted),
+    Message(Message),
+    Ping(Vec<u8>),
+    Pong(Vec<u8>),
+    /// The server's close frame (`None`: no code). Our reply, if owed, is queued.
+    Close(Option<CloseFrame>),
+    /// The server closed TCP. The connection is finished.
+    Eof,
+    /// The connection failed and is finished.
+    Failed(ConnError),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Connecting,
+    Handshaking,
+    Open,
+    Done,
+}
+
+/// One client connection. Register it, feed it readiness events, drain its events.
+#[derive(Debug)]
+pub struct Connection {
+    stream: TcpStream,
+    phase: Phase,
+    handshake: Option<Box<ClientHandshake>>,
+    ws: Option<WebSocket>,
+    limits: Limits,
+    mask_seed: u64,
+    /// Received bytes not yet consumed.
+    input: Vec<u8>,
+    /// Bytes to send; `output[out_pos..]` is unsent.
+    output: Vec<u8>,
+    out_pos: usize,
+    events: VecDeque<ConnEvent>,
+}
+
+/// Fills `buf` from the OS random source.
+pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
+    getrandom::fill(buf).map_err(|e| io::Error::other(e.to_string()))
+}
+
+fn random_u64() -> io::Result<u64> {
+    let mut b = [0u8; 8];
+    random_bytes(&mut b)?;
+    Ok(u64::from_ne_bytes(b))
+}
+
+impl Connection {
+    /// Creates a non-blocking socket, binds it if asked, starts connecting and queues
+    /// the upgrade request. Errors here (EMFILE, EADDRNOTAVAIL, ...) are immediate.
+    pub fn start(spec: &ConnectSpec) -> Result<Connection, ConnError> {
+        let domain = Domain::for_address(spec.addr);
+        let socket = Socket::new(domain, Type::STREAM.nonblocking(), Some(Protocol::TCP))
+            .map_err(ConnError::from_io)?;
+        if let Some(ip) = spec.source {
+            socket
+                .bind(&SockAddr::from(SocketAddr::new(ip, 0)))
+                .map_err(ConnError::from_io)?;
+        }
+        match socket.connect(&SockAddr::from(spec.addr)) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(ConnError::from_io(e)),
+        }
+        if spec.nodelay {
+            socket.set_tcp_nodelay(true).map_err(ConnError::from_io)?;
+        }
+        let stream = TcpStream::from_std(std::net::TcpStream::from(socket));
+        let mut key = [0u8; 16];
+        random_bytes(&mut key).map_err(ConnError::Io)?;
+        let handshake = ClientHandshake::new(key, spec.protocols.clone());
+        let mut output = Vec::new();
+        handshake.write_request(
+            &mut output,
+            &spec.url.host_header,
+            &spec.url.resource,
+            &spec.headers,
+        );
+        Ok(Connection {
+            stream,
+            phase: Phase::Connecting,
+            handshake: Some(Box::new(handshake)),
+            ws: None,
+            limits: spec.limits,
+            mask_seed: random_u64().map_err(ConnError::Io)?,
+            input: Vec::new(),
+            output,
+            out_pos: 0,
+            events: VecDeque::new(),
+        })
+    }
+
+    /// Registers the socket for both readiness kinds (edge-triggered).
+    pub fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
+        registry.register(
+            &mut self.stream,
+            token,
+            Interest::READABLE | Interest::WRITABLE,
+        )
+    }
+
+    /// Removes the socket from the poller (dropping it also does).
+    pub fn deregister(&mut self, registry: &Registry) {
+        let _ = registry.deregister(&mut self.stream);
+    }
+
+    /// Whether the handshake is done and the connection not finished.
+    pub fn is_open(&self) -> bool {
+        self.phase == Phase::Open
+    }
+
+    /// Whether the connection is finished (EOF or failure reported).
+    pub fn is_done(&self) -> bool {
+        self.phase == Phase::Done
+    }
+
+    /// Whether we may still send data messages.
+    pub fn can_send(&self) -> bool {
+        self.phase == Phase::Open && self.ws.as_ref().is_some_and(WebSocket::is_open)
+    }
+
+    /// The WebSocket state, once the handshake is done.
+    pub fn ws_state(&self) -> Option<State> {
+        self.ws.as_ref().map(WebSocket::state)
+    }
+
+    /// Bytes queued but not yet accepted by the kernel.
+    pub fn unsent(&self) -> usize {
+        self.output.len() - self.out_pos
+    }
+
+    /// Handles a readiness event for this connection's token.
+    pub fn handle_ready(&mut self, readable: bool, writable: bool, scratch: &mut [u8]) {
+        if self.phase == Phase::Done {
+            return;
+        }
+        if self.phase == Phase::Connecting && (writable || readable) {
+            match self.stream.take_error() {
+                Ok(Some(e)) | Err(e) => return self.fail(ConnError::from_io(e)),
+                Ok(None) => {}
+            }
+            match self.stream.peer_addr() {
+                Ok(_) => self.phase = Phase::Handshaking,
+                Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => return,
+                Err(e) => return self.fail(ConnError::from_io(e)),
+            }
+        }
+        if writable || self.unsent() > 0 {
+            self.flush();
+        }
+        if readable && self.phase != Phase::Done {
+            self.read_all(scratch);
+        }
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<ConnEvent> {
+        self.events.pop_front()
+    }
+
+    /// Queues a data message; call [`Connection::flush`] after queueing a batch.
+    pub fn send(&mut self, kind: MessageKind, payload: &[u8]) -> Result<(), NotOpen> {
+        match self.ws.as_mut() {
+            Some(ws) if self.phase == Phase::Open => ws.send(kind, payload, &mut self.output),
+            _ => Err(NotOpen),
+        }
+    }
+
+    /// Queues a ping.
+    pub fn ping(&mut self, payload: &[u8]) -> Result<(), NotOpen> {
+        match self.ws.as_mut() {
+            Some(ws) if self.phase == Phase::Open => ws.ping(payload, &mut self.output),
+            _ => Err(NotOpen),
+        }
+    }
+
+    /// Starts the closing handshake.
+    pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), NotOpen> {
+        match self.ws.as_mut() {
+            Some(ws) if self.phase == Phase::Open => ws.close(code, reason, &mut self.output),
+            _ => Err(NotOpen),
+        }
+    }
+
+    /// Marks the connection failed with `error` (e.g. the caller's timeout) and
+    /// shuts the socket down.
+    pub fn abort(&mut self, error: ConnError) {
+        if self.phase != Phase::Done {
+            self.fail(error);
+        }
+    }
+
+    /// Writes queued output until done or the kernel pushes back.
+    pub fn flush(&mut self) {
+        if self.phase == Phase::Connecting || self.phase == Phase::Done {
+            return;
+        }
+        while self.out_pos < self.output.len() {
+            match self.stream.write(&self.output[self.out_pos..]) {
+                Ok(0) => return self.fail(ConnError::Reset),
+                Ok(n) => self.out_pos += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return self.fail(ConnError::from_io(e)),
+            }
+        }
+        self.output.clear();
+        self.out_pos = 0;
+        if self.output.capacity() > 256 * 1024 {
+            self.output = Vec::new();
+        }
+    }
+
+    fn fail(&mut self, error: ConnError) {
+        self.phase = Phase::Done;
+        self.input = Vec::new();
+        self.output = Vec::new();
+        self.out_pos = 0;
+        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+        self.events.push_back(ConnEvent::Failed(error));
+    }
+
+    fn read_all(&mut self, scratch: &mut [u8]) {
+        loop {
+            match self.stream.read(scratch) {
+                Ok(0) => {
+                    if self.phase == Phase::Handshaking {
+                        return self.fail(ConnError::ClosedDuringHandshake);
+                    }
+                    self.phase = Phase::Done;
+                    self.input = Vec::new();
+                    self.events.push_back(ConnEvent::Eof);
+                    return;
+                }
+                Ok(n) => {
+                    self.on_bytes(&scratch[..n]);
+                    if self.phase == Phase::Done {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return self.fail(ConnError::from_io(e)),
+            }
+        }
+        // Replies (pongs, close replies) queued while reading go out now.
+        if self.unsent() > 0 {
+            self.flush();
+        }
+    }
+
+    fn on_bytes(&mut self, bytes: &[u8]) {
+        if self.phase == Phase::Handshaking {
+            self.input.extend_from_slice(bytes);
+            let Some(hs) = self.handshake.as_ref() else {
+                return;
+            };
+            match hs.parse_response(&self.input) {
+                Ok(None) => return,
+                Err(e) => return self.fail(ConnError::Handshake(e)),
+                Ok(Some((accepted, n))) => {
+                    self.input.drain(..n);
+                    self.handshake = None;
+                    self.phase = Phase::Open;
+                    self.ws = Some(WebSocket::client(self.limits, self.mask_seed));
+                    self.events.push_back(ConnEvent::Open(accepted));
+                }
+            }
+            let rest = std::mem::take(&mut self.input);
+            self.on_frames(&rest);
+            return;
+        }
+        if self.input.is_empty() {
+            self.on_frames(bytes);
+        } else {
+            let mut all = std::mem::take(&mut self.input);
+            all.extend_from_slice(bytes);
+            self.on_frames(&all);
+        }
+    }
+
+    /// Feeds frame bytes to the core; keeps what it did not consume.
+    fn on_frames(&mut self, data: &[u8]) {
+        let Some(ws) = self.ws.as_mut() else {
+            return;
+        };
+        let mut pos = 0;
+        loop {
+            let result = ws.handle_read(&data[pos..]);
+            ws.poll_transmit(&mut self.output);
+            match result {
+                Ok(used) => {
+                    pos += used;
+                    let mut got = false;
+                    while let Some(ev) = ws.poll_event() {
+                        got = true;
+                        self.events.push_back(match ev {
+                            Event::Message(m) => ConnEvent::Message(m),
+                            Event::Ping(p) => ConnEvent::Ping(p),
+                            Event::Pong(p) => ConnEvent::Pong(p),
+                            Event::Close(c) => ConnEvent::Close(c),
+                        });
+                    }
+                    if !got || pos >= data.len() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    // The core queued our close with the error's code; send it, then fail.
+                    self.flush();
+                    return self.fail(ConnError::Protocol(e));
+                }
+            }
+        }
+        if pos < data.len() {
+            self.input.extend_from_slice(&data[pos..]);
+        }
+    }
+}
