@@ -6,4 +6,5 @@ mod frames;
 mod handshake_client;
 mod handshake_server;
 mod rfc_examples;
+mod split_points;
 mod support;
