@@ -114,6 +114,7 @@
   }
 
   let sock = null;
+  let connSeq = 0; // server ids are only unique within one connection's lifetime
   let state = 'connecting';
   let myId = null; // from the server's welcome, null when announcements are off
   let memberCount = null; // the server's count, when it sends one
@@ -190,13 +191,14 @@
   // A span that shows a member's current name; updated when a hello tells us more.
   function liveWho(id) {
     const span = node('span', 'who', whoLabel(id));
-    span.dataset.liveId = String(id);
+    span.dataset.liveId = connSeq + ':' + id;
     if (id === myId) span.classList.add('is-me');
     return span;
   }
 
   function refreshLive(id) {
-    for (const span of document.querySelectorAll('[data-live-id="' + id + '"]')) {
+    const key = connSeq + ':' + id;
+    for (const span of ui.messages.querySelectorAll('[data-live-id="' + key + '"]')) {
       span.textContent = whoLabel(id);
     }
   }
@@ -205,6 +207,7 @@
     const li = node('li', 'line event ' + kind);
     li.dataset.kind = kind;
     if (id !== undefined && id !== null) li.dataset.memberId = String(id);
+    li.dataset.conn = String(connSeq);
     const p = node('p', 'event-text');
     for (const part of parts) p.append(part);
     const time = node('time', '', '');
@@ -313,6 +316,9 @@
   function onWelcome(m) {
     if (!validId(m.id)) return;
     myId = m.id;
+    // A server may announce our own join before welcoming us: that line was about us.
+    const early = '[data-kind="join"][data-conn="' + connSeq + '"][data-member-id="' + myId + '"]';
+    for (const li of ui.messages.querySelectorAll(early)) li.remove();
     memberCount = validId(m.members) ? m.members : null;
     members = new Map([[myId, name]]);
     renderMe();
@@ -425,6 +431,7 @@
       return;
     }
     setState('connecting');
+    connSeq++;
     let ws;
     try {
       ws = new WebSocket(chatUrl());

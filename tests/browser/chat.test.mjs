@@ -114,6 +114,14 @@ test('two pages chat through wsd in a real browser', { timeout: TEST_MS }, async
       .locator(`#chat-messages li[data-kind="join"][data-member-id="${bob.id}"]`)
       .filter({ hasText: 'bob joined' })
       .waitFor();
+    // Each page shows its own arrival once, as the welcome, never as someone joining.
+    for (const { page, id } of [alice, bob]) {
+      await page.locator(`#chat-messages li[data-kind="welcome"][data-member-id="${id}"]`).waitFor();
+      assert.equal(
+        await page.locator(`#chat-messages li[data-kind="join"][data-member-id="${id}"]`).count(),
+        0,
+      );
+    }
     // Bob learns Alice's name from the hello she sends in answer to his join.
     await bob.page
       .locator(`#chat-members li[data-member-id="${alice.id}"]`)
