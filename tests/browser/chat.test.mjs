@@ -45,6 +45,9 @@ async function openChat(context, base, room, name, errors) {
   await page.locator('#chat-status[data-state="connected"]').waitFor({ timeout: STEP_MS });
   await page.locator('#chat-app[data-my-id]').waitFor({ state: 'attached', timeout: STEP_MS });
   assert.equal(await page.inputValue('#chat-room'), room, 'the page shows the room from ?room=');
+  // chat.css arrived and applied (a wrong content type would leave the page unstyled).
+  const topbar = await page.evaluate(() => getComputedStyle(document.querySelector('.topbar')).display);
+  assert.equal(topbar, 'flex', 'chat.css is applied');
   const remembered = await page.inputValue('#chat-name');
   await page.fill('#chat-name', name);
   await page.press('#chat-name', 'Enter');
