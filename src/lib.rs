@@ -1,8 +1,13 @@
 //! wsd: a small, fast, correct RFC 6455 WebSocket server daemon.
 //!
-//! `core` is the sans-I/O protocol engine; the daemon, the client and the load
-//! generator are thin I/O shells around it.
+//! `core` is the sans-I/O protocol engine; `server` is the mio reactor around it,
+//! `app` decides what routes do, `config` reads `config.toml`. The client and the
+//! load generator are thin I/O shells around the same core.
 
+pub mod app;
 pub mod client;
+pub mod config;
 pub mod core;
 pub mod load;
+pub mod logging;
+pub mod server;

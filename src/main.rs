@@ -1,17 +1,31 @@
 //! The `wsd` command line: parses arguments and hands over to the daemon, the
-//! interactive client or the load generator. It must never hold protocol logic.
+//! interactive client, the load generator or the password hasher. It must never
+//! hold protocol logic.
 
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use wsd::config::{Config, ListenAddr};
 
 #[derive(Debug, Parser)]
 #[command(
     name = "wsd",
     version,
-    about = "A small, fast, correct RFC 6455 WebSocket server daemon"
+    about = "A small, fast, correct RFC 6455 WebSocket server daemon",
+    args_conflicts_with_subcommands = true
 )]
 struct Cli {
+    /// The config file [default: ./config.toml, or built-in defaults if it is missing]
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Listen on ADDR instead of the config's addresses (repeatable), e.g. 127.0.0.1:9001 or [::1]:9001
+    #[arg(long, value_name = "ADDR")]
+    listen: Vec<SocketAddr>,
+    /// Validate a config file and exit: 0 if it is usable, 1 with the reason if not
+    #[arg(long, value_name = "PATH")]
+    check_config: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -22,13 +36,87 @@ enum Command {
     Connect(wsd::client::ConnectArgs),
     /// Load generator: idle, echo, broadcast and server-RSS scenarios.
     Load(wsd::load::LoadArgs),
+    /// Read a password from standard input and print its hash for a [[user]] entry.
+    HashPassword,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Connect(args)) => wsd::client::run(args),
-        Some(Command::Load(args)) => wsd::load::run(args),
-        None => ExitCode::SUCCESS,
+        Some(Command::Connect(args)) => return wsd::client::run(args),
+        Some(Command::Load(args)) => return wsd::load::run(args),
+        Some(Command::HashPassword) => return hash_password(),
+        None => {}
     }
+    if let Some(path) = &cli.check_config {
+        return match load_config(Some(path)).and_then(|(c, _)| wsd::app::App::new(&c).map(|_| c)) {
+            Ok(_) => {
+                println!("{}: ok", path.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("wsd: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let (mut config, source) = match load_config(cli.config.as_deref()) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("wsd: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if !cli.listen.is_empty() {
+        config.server.listen = cli.listen.into_iter().map(ListenAddr).collect();
+    }
+    if let Err(e) = wsd::logging::init(&config.log) {
+        eprintln!("wsd: {e}");
+        return ExitCode::FAILURE;
+    }
+    log::info!("{source}");
+    match wsd::server::serve(&config) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Loads the named config, or ./config.toml, or the built-in defaults when no
+/// file was named and ./config.toml does not exist. Also says which it was.
+fn load_config(path: Option<&Path>) -> Result<(Config, String), String> {
+    match path {
+        Some(p) => Config::load(p)
+            .map(|c| (c, format!("config: {}", p.display())))
+            .map_err(|e| e.to_string()),
+        None if Path::new("config.toml").exists() => load_config(Some(Path::new("config.toml"))),
+        None => {
+            let mut config = Config::builtin();
+            config.static_files.enabled = config.static_files.root.is_dir();
+            Ok((
+                config,
+                "config: no ./config.toml, using built-in defaults".to_owned(),
+            ))
+        }
+    }
+}
+
+fn hash_password() -> ExitCode {
+    let mut password = String::new();
+    if std::io::stdin().read_line(&mut password).is_err() {
+        eprintln!("wsd: cannot read a password from standard input");
+        return ExitCode::FAILURE;
+    }
+    let password = password.trim_end_matches(['\r', '\n']);
+    let mut salt = [0u8; 16];
+    if let Err(e) = getrandom::fill(&mut salt) {
+        eprintln!("wsd: no randomness for the salt: {e}");
+        return ExitCode::FAILURE;
+    }
+    let hash =
+        wsd::app::auth::PasswordHash::new(password, salt, wsd::app::auth::DEFAULT_ITERATIONS);
+    println!("{hash}");
+    ExitCode::SUCCESS
 }

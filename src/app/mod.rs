@@ -1,0 +1,264 @@
+//! What `wsd` does with requests and messages: the route table, the per-route
+//! handshake policy (route, Origin, authentication, subprotocol) and plain HTTP.
+//!
+//! Owns decisions only. It sees requests, whole messages and connection ids, and
+//! must never touch a socket: the reactor carries out what it decides.
+
+pub mod auth;
+pub mod chat;
+pub mod policy;
+pub mod static_files;
+
+use crate::config::{Config, RouteConfig, RouteKind, UserConfig};
+use crate::core::http::write_closing_response;
+use crate::core::{Headers, Request, Upgrade};
+use auth::{authenticate, AuthFailure, PasswordHash};
+use policy::{choose_protocol, origin_allowed, ProtocolChoice};
+use static_files::{HttpReply, StaticFiles};
+
+/// Index of a route in the config's route list.
+pub type RouteId = u16;
+
+/// The longest room name accepted from a query parameter.
+pub const MAX_ROOM_NAME: usize = 128;
+
+/// The application: routes and static files, built once from the config.
+#[derive(Debug)]
+pub struct App {
+    routes: Vec<RouteConfig>,
+    users: Vec<(UserConfig, PasswordHash)>,
+    static_files: Option<StaticFiles>,
+}
+
+/// The outcome of a WebSocket upgrade request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    Accept(Accepted),
+    Reject(Rejection),
+}
+
+/// An upgrade the route accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    pub route: RouteId,
+    pub protocol: Option<String>,
+    /// Chat routes: the room to join.
+    pub room: Option<String>,
+    /// Basic auth: who this is.
+    pub user: Option<String>,
+}
+
+/// An upgrade the route refuses: the response to send and a line for the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: String,
+    /// Why, for the log. Never contains a secret.
+    pub reason: String,
+}
+
+impl Rejection {
+    fn new(status: u16, body: impl Into<String>) -> Rejection {
+        let body = body.into();
+        Rejection {
+            status,
+            headers: Vec::new(),
+            reason: body.clone(),
+            body,
+        }
+    }
+
+    /// Appends the response to `out`.
+    pub fn write(&self, out: &mut Vec<u8>) {
+        let headers: Vec<(&str, &str)> =
+            self.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        write_closing_response(out, self.status, &headers, &self.body);
+    }
+}
+
+impl App {
+    /// Builds the app. Fails if the static root is configured but unusable.
+    pub fn new(config: &Config) -> Result<App, String> {
+        let users = config
+            .users
+            .iter()
+            .map(|u| {
+                PasswordHash::parse(&u.password_hash)
+                    .map(|h| (u.clone(), h))
+                    .ok_or_else(|| format!("user {:?}: malformed password_hash", u.name))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let static_files = if config.static_files.enabled {
+            Some(StaticFiles::new(&config.static_files)?)
+        } else {
+            None
+        };
+        Ok(App {
+            routes: config.routes.clone(),
+            users,
+            static_files,
+        })
+    }
+
+    pub fn route(&self, id: RouteId) -> &RouteConfig {
+        &self.routes[usize::from(id)]
+    }
+
+    fn find_route(&self, path: &str) -> Option<(RouteId, &RouteConfig)> {
+        self.routes
+            .iter()
+            .position(|r| r.path == path)
+            .map(|i| (i as RouteId, &self.routes[i]))
+    }
+
+    /// Decides an upgrade request: route (404), Origin (403), authentication
+    /// (401/403), subprotocol (400), room name (400), in that order.
+    pub fn admit(&self, request: &Request, upgrade: &Upgrade) -> Admission {
+        let Some((id, route)) = self.find_route(request.path()) else {
+            return Admission::Reject(Rejection::new(
+                404,
+                format!("no WebSocket route at {}", request.path()),
+            ));
+        };
+        let origin = request.header("Origin");
+        if !origin_allowed(route, origin) {
+            let mut r = Rejection::new(403, "origin not allowed");
+            r.reason = format!(
+                "origin {:?} not allowed on {}",
+                origin.unwrap_or("(none)"),
+                route.path
+            );
+            return Admission::Reject(r);
+        }
+        let user = match authenticate(route, &self.users, request) {
+            Ok(user) => user,
+            Err(failure) => return Admission::Reject(self.auth_rejection(route, failure)),
+        };
+        let protocol = match choose_protocol(route, &upgrade.protocols) {
+            ProtocolChoice::Chosen(p) => Some(p),
+            ProtocolChoice::None => None,
+            ProtocolChoice::Refused => {
+                return Admission::Reject(Rejection::new(
+                    400,
+                    format!(
+                        "this route requires a subprotocol; supported: {}",
+                        route.protocols.join(", ")
+                    ),
+                ))
+            }
+        };
+        let room = match route.kind {
+            RouteKind::Echo => None,
+            RouteKind::Chat => {
+                let name = request
+                    .query()
+                    .and_then(|q| query_param(q, &route.room_param))
+                    .unwrap_or_default();
+                if name.len() > MAX_ROOM_NAME {
+                    return Admission::Reject(Rejection::new(
+                        400,
+                        format!("room name over {MAX_ROOM_NAME} bytes"),
+                    ));
+                }
+                Some(name)
+            }
+        };
+        Admission::Accept(Accepted {
+            route: id,
+            protocol,
+            room,
+            user,
+        })
+    }
+
+    fn auth_rejection(&self, route: &RouteConfig, failure: AuthFailure) -> Rejection {
+        let mut r = match route.auth {
+            crate::config::AuthKind::Basic => {
+                let mut r = Rejection::new(401, "authentication required");
+                r.headers.push((
+                    "WWW-Authenticate",
+                    format!("Basic realm=\"{}\", charset=\"UTF-8\"", route.realm),
+                ));
+                r
+            }
+            _ if failure == AuthFailure::Missing => Rejection::new(401, "authentication required"),
+            _ => Rejection::new(403, "credential refused"),
+        };
+        r.reason = format!("{} on {}", failure, route.path);
+        r
+    }
+
+    /// Answers a request that asked for no upgrade: 426 on a WebSocket route,
+    /// otherwise a static file (or 404 when static files are off).
+    pub fn plain_http(&self, request: &Request) -> HttpReply {
+        if self.find_route(request.path()).is_some() {
+            let mut out = Vec::new();
+            write_closing_response(
+                &mut out,
+                426,
+                &[("Upgrade", "websocket"), ("Sec-WebSocket-Version", "13")],
+                "this is a WebSocket endpoint; send an Upgrade: websocket request",
+            );
+            return HttpReply::closing(426, out);
+        }
+        match &self.static_files {
+            Some(files) => files.serve(request),
+            None => {
+                let mut out = Vec::new();
+                write_closing_response(&mut out, 404, &[], "not found");
+                HttpReply::closing(404, out)
+            }
+        }
+    }
+}
+
+/// The percent-decoded value of `key` in a query string (`a=1&b=x%20y`).
+pub fn query_param(query: &str, key: &str) -> Option<String> {
+    query
+        .split('&')
+        .filter_map(|pair| match pair.split_once('=') {
+            Some((k, v)) => Some((k, v)),
+            None => Some((pair, "")),
+        })
+        .find(|(k, _)| percent_decode(k).as_deref() == Some(key))
+        .and_then(|(_, v)| percent_decode(&v.replace('+', " ")))
+}
+
+/// Decodes `%XX` escapes; `None` if an escape is malformed or the result is not UTF-8.
+pub fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_params_are_percent_decoded() {
+        assert_eq!(
+            query_param("room=a%20b&x=1", "room").as_deref(),
+            Some("a b")
+        );
+        assert_eq!(
+            query_param("x=1&room=lobby", "room").as_deref(),
+            Some("lobby")
+        );
+        assert_eq!(query_param("x=1", "room"), None);
+        assert_eq!(query_param("room=%zz", "room"), None);
+        assert_eq!(query_param("room", "room").as_deref(), Some(""));
+    }
+}

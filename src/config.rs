@@ -1,0 +1,607 @@
+//! The typed `config.toml` schema: every key, its default and its validation.
+//!
+//! Owns reading the file once at start and turning any mistake into an error that
+//! names the file, the key and the line. It must never be consulted for anything
+//! but values: it opens no sockets and starts nothing.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::de::{self, Deserializer};
+use serde::Deserialize;
+
+/// The whole configuration. Every section and key is optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub limits: LimitsConfig,
+    pub timeouts: TimeoutsConfig,
+    pub log: LogConfig,
+    #[serde(rename = "static")]
+    pub static_files: StaticConfig,
+    /// WebSocket routes, matched by exact path.
+    #[serde(rename = "route")]
+    pub routes: Vec<RouteConfig>,
+    /// Users for HTTP Basic authentication.
+    #[serde(rename = "user")]
+    pub users: Vec<UserConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Addresses to listen on, IPv4 or IPv6. Default `["127.0.0.1:9001"]`.
+    pub listen: Vec<ListenAddr>,
+    /// The listen backlog. Default 1024.
+    pub backlog: u32,
+    /// Most simultaneous connections; 0 means as many as the fd limit allows.
+    pub max_connections: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: vec![ListenAddr(
+                "127.0.0.1:9001".parse().expect("literal address"),
+            )],
+            backlog: 1024,
+            max_connections: 0,
+        }
+    }
+}
+
+/// What happens to a connection whose send buffer is over `max_send_buffer_bytes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SlowConsumerPolicy {
+    /// Close it with 1008 (policy violation).
+    Close,
+    /// Drop broadcast messages for it until it catches up.
+    Drop,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest HTTP request head. Default 8192.
+    pub max_request_bytes: usize,
+    /// Most header fields in a request. Default 64.
+    pub max_headers: usize,
+    /// Largest WebSocket frame. Default 16 MiB.
+    pub max_frame_bytes: u64,
+    /// Largest WebSocket message (sum of fragments). Default 16 MiB.
+    pub max_message_bytes: u64,
+    /// Per-connection send buffer limit. Default 32 MiB; at least max_message_bytes.
+    pub max_send_buffer_bytes: usize,
+    /// Stop reading from a connection while its send buffer is above this. Default 1 MiB.
+    pub read_pause_bytes: usize,
+    /// `close` (default) or `drop`.
+    pub slow_consumer: SlowConsumerPolicy,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_request_bytes: 8 * 1024,
+            max_headers: 64,
+            max_frame_bytes: 16 << 20,
+            max_message_bytes: 16 << 20,
+            max_send_buffer_bytes: 32 << 20,
+            read_pause_bytes: 1 << 20,
+            slow_consumer: SlowConsumerPolicy::Close,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimeoutsConfig {
+    /// A client must finish its request head within this. Default "10s".
+    #[serde(deserialize_with = "duration")]
+    pub handshake: Duration,
+    /// Ping a WebSocket after this long without a frame from it; "0s" disables. Default "30s".
+    #[serde(deserialize_with = "duration")]
+    pub ping_interval: Duration,
+    /// Close it if nothing arrives this long after the ping. Default "10s".
+    #[serde(deserialize_with = "duration")]
+    pub ping_timeout: Duration,
+    /// Drop a connection this long after we sent a close it has not answered. Default "5s".
+    #[serde(deserialize_with = "duration")]
+    pub close: Duration,
+    /// On SIGINT/SIGTERM, wait at most this for peers to answer our closes. Default "5s".
+    #[serde(deserialize_with = "duration")]
+    pub shutdown: Duration,
+}
+
+impl Default for TimeoutsConfig {
+    fn default() -> Self {
+        TimeoutsConfig {
+            handshake: Duration::from_secs(10),
+            ping_interval: Duration::from_secs(30),
+            ping_timeout: Duration::from_secs(10),
+            close: Duration::from_secs(5),
+            shutdown: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Off,
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// off, error, warn, info (default), debug or trace.
+    pub level: LogLevel,
+    /// Log to standard error. Default true.
+    pub terminal: bool,
+    /// Also append to this file. Default none.
+    pub file: Option<PathBuf>,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: LogLevel::Info,
+            terminal: true,
+            file: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StaticConfig {
+    /// Serve plain HTTP GET/HEAD requests from `root`. Default true.
+    pub enabled: bool,
+    /// The directory served. Default "www".
+    pub root: PathBuf,
+    /// The file served for a directory. Default "index.html".
+    pub index: String,
+}
+
+impl Default for StaticConfig {
+    fn default() -> Self {
+        StaticConfig {
+            enabled: true,
+            root: PathBuf::from("www"),
+            index: "index.html".to_owned(),
+        }
+    }
+}
+
+/// What a WebSocket route does with messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteKind {
+    /// Every message comes back unchanged.
+    Echo,
+    /// Every message goes to every member of the same room.
+    Chat,
+}
+
+/// How a route authenticates its clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthKind {
+    None,
+    /// HTTP Basic against the `[[user]]` table.
+    Basic,
+    /// A token in a query parameter (`ticket_param`) among `tickets`.
+    Ticket,
+    /// A cookie named `cookie_name` whose value is among `cookie_values`.
+    Cookie,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// The request path, e.g. "/echo". Required.
+    pub path: String,
+    /// "echo" or "chat". Required.
+    pub kind: RouteKind,
+    /// Subprotocols this route speaks. Default none.
+    #[serde(default)]
+    pub protocols: Vec<String>,
+    /// Refuse clients that offer none of `protocols` (400). Default false.
+    #[serde(default)]
+    pub require_protocol: bool,
+    /// Allowed `Origin` values; empty allows any. Default empty.
+    #[serde(default)]
+    pub origins: Vec<String>,
+    /// Refuse requests without `Origin` (403). Default false.
+    #[serde(default)]
+    pub require_origin: bool,
+    /// none (default), basic, ticket or cookie.
+    #[serde(default = "default_auth")]
+    pub auth: AuthKind,
+    /// Realm of the Basic challenge. Default "wsd".
+    #[serde(default = "default_realm")]
+    pub realm: String,
+    /// Query parameter carrying the ticket. Default "ticket".
+    #[serde(default = "default_ticket_param")]
+    pub ticket_param: String,
+    /// Accepted tickets (auth = "ticket").
+    #[serde(default)]
+    pub tickets: Vec<String>,
+    /// Cookie name (auth = "cookie"). Default "wsd_session".
+    #[serde(default = "default_cookie_name")]
+    pub cookie_name: String,
+    /// Accepted cookie values (auth = "cookie").
+    #[serde(default)]
+    pub cookie_values: Vec<String>,
+    /// Chat: the query parameter that refines the room. Default "room".
+    #[serde(default = "default_room_param")]
+    pub room_param: String,
+    /// Chat: most rooms at once on this route. Default 1024.
+    #[serde(default = "default_max_rooms")]
+    pub max_rooms: usize,
+    /// Chat: most members in one room. Default 10000.
+    #[serde(default = "default_max_members")]
+    pub max_members: usize,
+    /// Chat: announce joins and leaves to the room. Default true.
+    #[serde(default = "default_true")]
+    pub announce: bool,
+    /// Chat: deliver a member's messages back to the member too. Default true.
+    #[serde(default = "default_true")]
+    pub echo_to_sender: bool,
+}
+
+/// A user for HTTP Basic authentication.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    pub name: String,
+    /// `pbkdf2-sha256$ITERATIONS$SALT_B64$HASH_B64`, made by `wsd hash-password`.
+    pub password_hash: String,
+}
+
+fn default_auth() -> AuthKind {
+    AuthKind::None
+}
+fn default_realm() -> String {
+    "wsd".to_owned()
+}
+fn default_ticket_param() -> String {
+    "ticket".to_owned()
+}
+fn default_cookie_name() -> String {
+    "wsd_session".to_owned()
+}
+fn default_room_param() -> String {
+    "room".to_owned()
+}
+fn default_max_rooms() -> usize {
+    1024
+}
+fn default_max_members() -> usize {
+    10_000
+}
+fn default_true() -> bool {
+    true
+}
+
+/// A listen address, parsed when the file is read so a typo names its line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenAddr(pub SocketAddr);
+
+impl<'de> Deserialize<'de> for ListenAddr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map(ListenAddr).map_err(|_| {
+            de::Error::custom(format!(
+                "{s:?} is not an address like 127.0.0.1:9001 or [::1]:9001"
+            ))
+        })
+    }
+}
+
+/// Parses "250ms", "10s", "5m", "1h" (or a bare number of seconds).
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let value: f64 = num.parse().ok()?;
+    let secs = match unit.trim() {
+        "ms" => value / 1000.0,
+        "" | "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return None,
+    };
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_duration(&s).ok_or_else(|| {
+        de::Error::custom(format!(
+            "{s:?} is not a duration like \"250ms\", \"10s\" or \"5m\""
+        ))
+    })
+}
+
+/// A configuration that could not be used, with where the mistake is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, ": key `{key}`")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// The built-in configuration used when no config file exists: the defaults of
+    /// every key plus the `/echo` and `/chat` routes of the shipped `config.toml`.
+    pub fn builtin() -> Config {
+        let route = |path: &str, kind| -> RouteConfig {
+            toml::from_str(&format!("path = {path:?}\nkind = {kind:?}")).expect("literal route")
+        };
+        Config {
+            routes: vec![route("/echo", "echo"), route("/chat", "chat")],
+            ..Config::default()
+        }
+    }
+
+    /// Reads and validates `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_owned(),
+            line: None,
+            key: None,
+            message: format!("cannot read: {e}"),
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates config text; `file` only names it in errors.
+    pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|span| line_of_offset(text, span.start));
+            ConfigError {
+                file: file.to_owned(),
+                line,
+                key: line
+                    .and_then(|l| key_on_line(text, l))
+                    .or_else(|| quoted_field(e.message())),
+                message: e.message().trim().to_owned(),
+            }
+        })?;
+        config.validate().map_err(|(key, message)| ConfigError {
+            file: file.to_owned(),
+            line: line_of_key(text, &key),
+            key: Some(key),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    /// Checks what the types alone cannot: returns the offending key and why.
+    fn validate(&self) -> Result<(), (String, String)> {
+        let l = &self.limits;
+        if self.server.listen.is_empty() {
+            return Err(("listen".into(), "at least one address is needed".into()));
+        }
+        if l.max_request_bytes < 256 {
+            return Err(("max_request_bytes".into(), "must be at least 256".into()));
+        }
+        if l.max_headers == 0 {
+            return Err(("max_headers".into(), "must be at least 1".into()));
+        }
+        if l.max_frame_bytes == 0 || l.max_message_bytes == 0 {
+            return Err((
+                "max_frame_bytes".into(),
+                "frame and message limits must be positive".into(),
+            ));
+        }
+        if (l.max_send_buffer_bytes as u64) < l.max_message_bytes.saturating_add(14) {
+            return Err((
+                "max_send_buffer_bytes".into(),
+                format!(
+                    "must hold at least one largest message (max_message_bytes = {} plus a frame header)",
+                    l.max_message_bytes
+                ),
+            ));
+        }
+        if l.read_pause_bytes == 0 || l.read_pause_bytes > l.max_send_buffer_bytes {
+            return Err((
+                "read_pause_bytes".into(),
+                "must be positive and at most max_send_buffer_bytes".into(),
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for route in &self.routes {
+            if !route.path.starts_with('/') || route.path.contains('?') {
+                return Err((
+                    "path".into(),
+                    format!("{:?} must start with '/' and have no query", route.path),
+                ));
+            }
+            if !seen.insert(route.path.as_str()) {
+                return Err((
+                    "path".into(),
+                    format!("route {:?} is declared twice", route.path),
+                ));
+            }
+            if route.require_protocol && route.protocols.is_empty() {
+                return Err((
+                    "require_protocol".into(),
+                    format!(
+                        "route {:?} requires a subprotocol but lists none in `protocols`",
+                        route.path
+                    ),
+                ));
+            }
+            match route.auth {
+                AuthKind::Ticket if route.tickets.is_empty() => {
+                    return Err((
+                        "tickets".into(),
+                        format!(
+                            "route {:?} uses ticket auth but lists no tickets",
+                            route.path
+                        ),
+                    ));
+                }
+                AuthKind::Cookie if route.cookie_values.is_empty() => {
+                    return Err((
+                        "cookie_values".into(),
+                        format!(
+                            "route {:?} uses cookie auth but lists no cookie_values",
+                            route.path
+                        ),
+                    ));
+                }
+                AuthKind::Basic if self.users.is_empty() => {
+                    return Err((
+                        "auth".into(),
+                        format!(
+                            "route {:?} uses basic auth but there is no [[user]]",
+                            route.path
+                        ),
+                    ));
+                }
+                _ => {}
+            }
+            if route.kind == RouteKind::Chat && (route.max_rooms == 0 || route.max_members == 0) {
+                return Err(("max_members".into(), "chat limits must be positive".into()));
+            }
+        }
+        for user in &self.users {
+            if crate::app::auth::PasswordHash::parse(&user.password_hash).is_none() {
+                return Err((
+                    "password_hash".into(),
+                    format!("user {:?}: not a `pbkdf2-sha256$ITER$SALT$HASH` string (make one with `wsd hash-password`)", user.name),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn line_of_offset(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// The key assigned on line `line` (1-based), if that line is `key = value`.
+fn key_on_line(text: &str, line: usize) -> Option<String> {
+    let l = text.lines().nth(line - 1)?;
+    let (key, _) = l.split_once('=')?;
+    let key = key.trim();
+    (!key.is_empty() && !key.starts_with('[')).then(|| key.to_owned())
+}
+
+/// The first line that assigns `key`, for errors found after parsing.
+fn line_of_key(text: &str, key: &str) -> Option<usize> {
+    text.lines()
+        .position(|l| l.split_once('=').is_some_and(|(k, _)| k.trim() == key))
+        .map(|i| i + 1)
+}
+
+/// The field named in messages like "unknown field `foo`" or "missing field `kind`".
+fn quoted_field(message: &str) -> Option<String> {
+    let start = message.find('`')? + 1;
+    let len = message[start..].find('`')?;
+    Some(message[start..start + len].to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("test.toml"))
+    }
+
+    #[test]
+    fn empty_file_gives_the_documented_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c.server.listen[0].0, "127.0.0.1:9001".parse().unwrap());
+        assert_eq!(c.limits.max_request_bytes, 8192);
+        assert_eq!(c.timeouts.handshake, Duration::from_secs(10));
+        assert_eq!(c.server.max_connections, 0);
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_line() {
+        let e = parse("[server]\nbacklog = 5\nlisten_port = 3\n").unwrap_err();
+        assert_eq!(e.line, Some(3));
+        assert_eq!(e.key.as_deref(), Some("listen_port"));
+        assert!(
+            e.to_string().starts_with("test.toml:3: key `listen_port`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn wrong_type_is_named_with_its_line() {
+        let e = parse("[limits]\n\nmax_headers = \"many\"\n").unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (Some(3), Some("max_headers")));
+    }
+
+    #[test]
+    fn bad_address_and_duration_are_refused() {
+        let e = parse("[server]\nlisten = [\"localhost\"]\n").unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (Some(2), Some("listen")));
+        let e = parse("[timeouts]\nclose = \"soon\"\n").unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (Some(2), Some("close")));
+    }
+
+    #[test]
+    fn route_without_kind_is_refused() {
+        let e = parse("[[route]]\npath = \"/x\"\n").unwrap_err();
+        assert!(e.message.contains("kind"), "{e}");
+    }
+
+    #[test]
+    fn send_buffer_smaller_than_a_message_is_refused_by_key() {
+        let e = parse("[limits]\nmax_message_bytes = 1000\nmax_send_buffer_bytes = 500\nread_pause_bytes = 100\n").unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(3), Some("max_send_buffer_bytes"))
+        );
+    }
+
+    #[test]
+    fn duplicate_route_is_refused() {
+        let e = parse("[[route]]\npath = \"/a\"\nkind = \"echo\"\n[[route]]\npath = \"/a\"\nkind = \"chat\"\n").unwrap_err();
+        assert!(e.message.contains("twice"), "{e}");
+    }
+
+    #[test]
+    fn durations_parse_in_common_units() {
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("10s"), Some(Duration::from_secs(10)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("0.5s"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("ten"), None);
+        assert_eq!(parse_duration("-1s"), None);
+    }
+}

@@ -1,0 +1,67 @@
+//! The daemon: raises the fd limit, binds the listeners, logs the start line, runs
+//! the reactor and logs the final counters.
+//!
+//! Owns start-up and the order of things at start. It must never hold
+//! per-connection logic: that is the reactor's.
+
+pub mod connection;
+pub mod fdlimit;
+pub mod listener;
+pub mod outbox;
+pub mod reactor;
+pub mod stats;
+pub mod timers;
+
+use log::{info, warn};
+
+use crate::app::App;
+use crate::config::Config;
+use reactor::Reactor;
+use stats::Stats;
+
+/// Runs the daemon until shutdown. Errors are start-up failures, worded for an operator.
+pub fn serve(config: &Config) -> Result<Stats, String> {
+    let limit = fdlimit::raise_to_hard_limit().map_err(|e| format!("getrlimit: {e}"))?;
+    let ceiling = limit.connection_ceiling();
+    let max_connections = match config.server.max_connections {
+        0 => ceiling,
+        n if n > ceiling => {
+            warn!("max_connections {n} is over what the fd limit allows; using {ceiling}");
+            ceiling
+        }
+        n => n,
+    };
+    let app = App::new(config)?;
+    let mut listeners = Vec::new();
+    for addr in &config.server.listen {
+        let l = listener::bind(addr.0, config.server.backlog)
+            .map_err(|e| format!("cannot listen on {}: {e}", addr.0))?;
+        let local = l.local_addr().map_err(|e| format!("local_addr: {e}"))?;
+        info!("listening on {local}");
+        listeners.push(l);
+    }
+    let routes: Vec<String> = config
+        .routes
+        .iter()
+        .map(|r| format!("{} ({:?})", r.path, r.kind).to_lowercase())
+        .collect();
+    info!(
+        "wsd {} started: max_connections {max_connections} (fd limit soft {} hard {}), routes [{}], static {}, \
+         max_message_bytes {}, max_send_buffer_bytes {}, ping_interval {:?}",
+        env!("CARGO_PKG_VERSION"),
+        limit.soft,
+        limit.hard,
+        routes.join(", "),
+        if config.static_files.enabled { config.static_files.root.display().to_string() } else { "off".into() },
+        config.limits.max_message_bytes,
+        config.limits.max_send_buffer_bytes,
+        config.timeouts.ping_interval
+    );
+    let reactor = Reactor::new(config, listeners, app, max_connections)
+        .map_err(|e| format!("event loop: {e}"))?;
+    let stats = reactor
+        .run()
+        .map_err(|e| format!("event loop failed: {e}"))?;
+    info!("stopped: {stats}");
+    Ok(stats)
+}
