@@ -304,11 +304,14 @@ fn session(args: &ConnectArgs) -> Result<Outcome, String> {
             }
             let quiet = last_activity.elapsed() >= linger
                 || eof_at.is_some_and(|t| t.elapsed() >= close_timeout);
-            if stdin_mode == StdinMode::Done && lines.is_empty() && !close_sent && quiet {
-                if conn.close(CloseCode::NORMAL, "").is_ok() {
-                    close_sent = true;
-                    close_deadline = Some(Instant::now() + close_timeout);
-                }
+            if stdin_mode == StdinMode::Done
+                && lines.is_empty()
+                && !close_sent
+                && quiet
+                && conn.close(CloseCode::NORMAL, "").is_ok()
+            {
+                close_sent = true;
+                close_deadline = Some(Instant::now() + close_timeout);
             }
         }
         conn.flush();

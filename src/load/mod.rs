@@ -1,14 +1,175 @@
-//! The load generator (`wsd load MODE`). Placeholder: being written.
+//! The load generator (`wsd load MODE`): idle connections, pipelined echo,
+//! chat-room broadcast fan-out, and server RSS per connection.
+//!
+//! Owns the command line of every mode and what the modes share (fd limit,
+//! progress lines, output). Each mode lives in its own file; `fleet` drives the
+//! connections, `report` measures and formats. It must never spawn a thread (each
+//! process is one mio loop; idle spawns worker *processes* past the fd limit), and
+//! every run is bounded in time and in count.
+
+pub mod broadcast;
+pub mod echo;
+pub mod fleet;
+pub mod idle;
+pub mod report;
+pub mod rss;
+pub mod workers;
+
+use std::net::{IpAddr, SocketAddr};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use crate::client::{ConnectSpec, WsUrl};
+
+use report::Json;
 
 /// Options of `wsd load`.
 #[derive(Debug, clap::Args)]
 pub struct LoadArgs {
-    /// The scenario: idle, echo, broadcast or rss.
-    pub mode: String,
+    #[command(subcommand)]
+    pub mode: Mode,
 }
 
-/// Runs one load scenario.
-pub fn run(args: LoadArgs) -> std::process::ExitCode {
-    eprintln!("wsd load {}: not built yet", args.mode);
-    std::process::ExitCode::FAILURE
+/// The load scenarios.
+#[derive(Debug, clap::Subcommand)]
+pub enum Mode {
+    /// Open N connections (full handshake), hold them idle, report handshakes/s.
+    Idle(idle::IdleArgs),
+    /// C connections each keeping P messages in flight; throughput and round trips.
+    Echo(echo::EchoArgs),
+    /// C chat members and one publisher; deliveries/s and delivery latency.
+    Broadcast(broadcast::BroadcastArgs),
+    /// Server RSS per connection around a nested idle run: rss --pid P [--] idle ...
+    Rss(rss::RssArgs),
+    /// Internal: one idle worker process of a multi-process idle run.
+    #[command(hide = true)]
+    Worker(idle::IdleArgs),
+}
+
+/// Options every mode shares.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CommonArgs {
+    /// Print the result as JSON on stdout (the human summary goes to stderr).
+    #[arg(long)]
+    pub json: bool,
+    /// Seconds between progress lines on stderr (0: none).
+    #[arg(long, default_value_t = 2.0, value_name = "SECS")]
+    pub progress: f64,
+    /// Seconds allowed for connect plus handshake, per connection.
+    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+    pub timeout: f64,
+    /// Bind every socket to this local address before connecting.
+    #[arg(long, value_name = "IP")]
+    pub source_ip: Option<IpAddr>,
+}
+
+/// Runs one load scenario. Exit codes: 0 success, 1 setup error, 2 the run saw
+/// failures (connections refused or dropped, mismatched echoes, lost messages).
+pub fn run(args: LoadArgs) -> ExitCode {
+    let result = match args.mode {
+        Mode::Idle(a) => idle::run(&a),
+        Mode::Worker(a) => idle::run_worker(&a),
+        Mode::Echo(a) => echo::run(&a),
+        Mode::Broadcast(a) => broadcast::run(&a),
+        Mode::Rss(a) => rss::run(&a),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(2),
+        Err(msg) => {
+            eprintln!("wsd load: {msg}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Raises the soft fd limit to the hard one; returns the new soft limit.
+pub fn raise_fd_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid, initialised rlimit.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 1024;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim.rlim_cur = lim.rlim_max;
+            }
+        }
+    }
+    lim.rlim_cur
+}
+
+/// Builds the connection spec for `url`.
+pub fn connect_spec(url: &str, common: &CommonArgs) -> Result<ConnectSpec, String> {
+    let parsed = WsUrl::parse(url).map_err(|e| e.to_string())?;
+    let addr: SocketAddr = parsed.resolve().map_err(|e| e.to_string())?;
+    let mut spec = ConnectSpec::new(addr, parsed);
+    spec.source = common.source_ip;
+    Ok(spec)
+}
+
+/// A duration from seconds given on the command line.
+pub fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(if s.is_finite() {
+        s.clamp(0.0, 86_400.0)
+    } else {
+        0.0
+    })
+}
+
+/// Says when the next progress line is due.
+#[derive(Debug)]
+pub struct Progress {
+    every: Option<Duration>,
+    next: Instant,
+}
+
+impl Progress {
+    pub fn new(every_secs: f64) -> Self {
+        let every = (every_secs > 0.0).then(|| secs(every_secs));
+        Progress {
+            every,
+            next: Instant::now() + every.unwrap_or_default(),
+        }
+    }
+
+    /// True once per period.
+    pub fn due(&mut self, now: Instant) -> bool {
+        match self.every {
+            Some(every) if now >= self.next => {
+                self.next = now + every;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Prints the result: JSON on stdout with `--json` (summary on stderr), else the
+/// summary on stdout.
+pub fn emit(common: &CommonArgs, summary: &str, json: &Json) {
+    if common.json {
+        eprintln!("{summary}");
+        println!("{json}");
+    } else {
+        println!("{summary}");
+    }
+}
+
+/// Per-second rate, 0 when no time passed.
+pub fn per_sec(count: u64, elapsed: Duration) -> f64 {
+    let s = elapsed.as_secs_f64();
+    if s > 0.0 {
+        count as f64 / s
+    } else {
+        0.0
+    }
 }

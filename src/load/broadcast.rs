@@ -1,0 +1,397 @@
+//! `wsd load broadcast`: C members and one publisher join a chat room; the
+//! publisher sends M timestamped messages (windowed and optionally rate-capped)
+//! and the members' receipts give deliveries/s and delivery latency.
+//!
+//! Owns the broadcast scenario: the marked payload format, per-member order and
+//! loss accounting, the publisher's window. It must never count a message that is
+//! not this run's (room announcements, other runs) and never run past its bound.
+
+use std::time::{Duration, Instant};
+
+use crate::client::connection::random_bytes;
+use crate::client::ConnEvent;
+use crate::core::MessageKind;
+
+use super::fleet::{Fleet, Slot};
+use super::report::{fmt_count, Histogram, Json};
+use super::{connect_spec, emit, per_sec, raise_fd_limit, secs, CommonArgs, Progress};
+
+/// Options of `wsd load broadcast`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BroadcastArgs {
+    /// Chat room URL, e.g. ws://127.0.0.1:9001/chat?room=bench
+    #[arg(long)]
+    pub url: String,
+    /// Members (receivers); one more connection publishes.
+    #[arg(short = 'c', long = "members", default_value_t = 10)]
+    pub members: u64,
+    /// Messages the publisher sends.
+    #[arg(short = 'm', long = "messages", default_value_t = 1000)]
+    pub messages: u64,
+    /// Payload size in bytes (at least the marker and fields, ~40 bytes).
+    #[arg(short = 's', long = "size", default_value_t = 64)]
+    pub size: usize,
+    /// Most messages not yet delivered to every member.
+    #[arg(long, default_value_t = 8)]
+    pub window: u64,
+    /// Cap on messages published per second.
+    #[arg(long, value_name = "R")]
+    pub rate: Option<f64>,
+    /// Upper bound on the publishing phase, in seconds.
+    #[arg(long, default_value_t = 30.0, value_name = "SECS")]
+    pub duration: f64,
+    /// A message not delivered to everyone within this many seconds leaves the window.
+    #[arg(long, default_value_t = 2.0, value_name = "SECS")]
+    pub msg_timeout: f64,
+    /// Before publishing, wait until no message arrived for this long (join
+    /// announcements settle), at most 10 s.
+    #[arg(long, default_value_t = 0.3, value_name = "SECS")]
+    pub settle: f64,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// The marker that starts every payload of this scenario.
+pub const MARKER: &str = "wsdb";
+
+/// Builds `wsdb:RUN:SEQ:NANOS:` padded with `.` to `size` bytes.
+pub fn encode(run: &str, seq: u64, nanos: u64, size: usize) -> String {
+    let mut s = format!("{MARKER}:{run}:{seq}:{nanos}:");
+    while s.len() < size {
+        s.push('.');
+    }
+    s
+}
+
+/// Finds this run's marker anywhere in `data` (the server may wrap messages, e.g.
+/// in JSON) and returns the sequence number and send time.
+pub fn decode(prefix: &[u8], data: &[u8]) -> Option<(u64, u64)> {
+    let at = data.windows(prefix.len()).position(|w| w == prefix)?;
+    let rest = &data[at + prefix.len()..];
+    let mut fields = rest.splitn(3, |&b| b == b':');
+    let seq = std::str::from_utf8(fields.next()?).ok()?.parse().ok()?;
+    let nanos = std::str::from_utf8(fields.next()?).ok()?.parse().ok()?;
+    fields.next()?;
+    Some((seq, nanos))
+}
+
+/// What each connection is.
+#[derive(Debug, Default)]
+pub struct Member {
+    publisher: bool,
+    next_expected: u64,
+}
+
+struct Run {
+    base: Instant,
+    prefix: Vec<u8>,
+    members: u64,
+    /// Receipts per message.
+    delivered: Vec<u32>,
+    deliveries: u64,
+    in_order: u64,
+    out_of_order: u64,
+    foreign: u64,
+    last_foreign: Instant,
+    last_delivery: Option<Instant>,
+    latency: Histogram,
+}
+
+impl Run {
+    fn on_event(&mut self, slot: &mut Slot<Member>, ev: &ConnEvent, now: Instant) {
+        let ConnEvent::Message(m) = ev else {
+            return;
+        };
+        if slot.state.publisher {
+            return;
+        }
+        let Some((seq, nanos)) = decode(&self.prefix, &m.data) else {
+            self.foreign += 1;
+            self.last_foreign = now;
+            return;
+        };
+        let Some(count) = self.delivered.get_mut(seq as usize) else {
+            self.foreign += 1;
+            return;
+        };
+        *count += 1;
+        self.deliveries += 1;
+        self.last_delivery = Some(now);
+        let elapsed = now.duration_since(self.base).as_nanos() as u64;
+        self.latency.record(elapsed.saturating_sub(nanos));
+        if seq == slot.state.next_expected {
+            self.in_order += 1;
+        } else {
+            self.out_of_order += 1;
+        }
+        slot.state.next_expected = slot.state.next_expected.max(seq + 1);
+    }
+}
+
+/// `wsd load broadcast`.
+pub fn run(args: &BroadcastArgs) -> Result<bool, String> {
+    if args.members == 0 || args.messages == 0 {
+        return Err("-c and -m must be at least 1".into());
+    }
+    if args.messages > 10_000_000 {
+        return Err("-m is capped at 10,000,000".into());
+    }
+    let limit = raise_fd_limit();
+    if args.members + 65 > limit {
+        return Err(format!(
+            "{} members exceed this process's fd limit {limit}",
+            args.members
+        ));
+    }
+    let mut run_id = [0u8; 4];
+    random_bytes(&mut run_id).map_err(|e| e.to_string())?;
+    let run_id: String = run_id.iter().map(|b| format!("{b:02x}")).collect();
+    let spec = connect_spec(&args.url, &args.common)?;
+    let mut fleet: Fleet<Member> = Fleet::new(spec, secs(args.common.timeout))
+        .map_err(|e| format!("cannot create poller: {e}"))?;
+    let poll_err = |e: std::io::Error| format!("poll failed: {e}");
+    let mut run = Run {
+        base: Instant::now(),
+        prefix: format!("{MARKER}:{run_id}:").into_bytes(),
+        members: args.members,
+        delivered: vec![0; args.messages as usize],
+        deliveries: 0,
+        in_order: 0,
+        out_of_order: 0,
+        foreign: 0,
+        last_foreign: Instant::now(),
+        last_delivery: None,
+        latency: Histogram::new(),
+    };
+
+    // Members join first, then the publisher.
+    let ramp_start = Instant::now();
+    let ramp_bound = secs(args.common.timeout) + secs(5.0);
+    let mut attempted = 0u64;
+    let mut publisher: Option<usize> = None;
+    let mut progress = Progress::new(args.common.progress);
+    loop {
+        while attempted < args.members && fleet.pending < 256 {
+            attempted += 1;
+            if let Err(cause) = fleet.start(Member::default()) {
+                if cause == "emfile" || cause == "eaddrnotavail" {
+                    attempted = args.members;
+                }
+            }
+        }
+        if attempted >= args.members && fleet.pending == 0 && publisher.is_none() {
+            publisher = fleet
+                .start(Member {
+                    publisher: true,
+                    next_expected: 0,
+                })
+                .ok();
+            if publisher.is_none() {
+                break;
+            }
+        }
+        if publisher.is_some() && fleet.pending == 0 {
+            break;
+        }
+        if ramp_start.elapsed() > ramp_bound {
+            break;
+        }
+        if progress.due(Instant::now()) {
+            eprintln!(
+                "broadcast: {} members open, {} pending, {} failed",
+                fleet.open,
+                fleet.pending,
+                fleet.failures.total()
+            );
+        }
+        fleet
+            .turn(Duration::from_millis(20), &mut |_, slot, ev, now| {
+                run.on_event(slot, ev, now)
+            })
+            .map_err(poll_err)?;
+    }
+    let publisher_open = publisher
+        .and_then(|id| fleet.slot_mut(id))
+        .is_some_and(|s| s.conn.is_open());
+    if !publisher_open {
+        return Err(format!(
+            "the publisher could not connect ({} members open; failures: {})",
+            fleet.open,
+            fleet.failures.summary()
+        ));
+    }
+    let publisher = publisher.unwrap_or_default();
+    let members_open = fleet.open as u64 - 1;
+
+    // Settle: let join announcements pass.
+    let settle_bound = Instant::now() + Duration::from_secs(10);
+    run.last_foreign = Instant::now();
+    while run.last_foreign.elapsed() < secs(args.settle) && Instant::now() < settle_bound {
+        fleet
+            .turn(Duration::from_millis(20), &mut |_, slot, ev, now| {
+                run.on_event(slot, ev, now)
+            })
+            .map_err(poll_err)?;
+    }
+    let foreign_before = run.foreign;
+
+    // Publish.
+    let start = Instant::now();
+    let deadline = start + secs(args.duration);
+    let msg_timeout = secs(args.msg_timeout);
+    let mut sent_at: Vec<Instant> = Vec::with_capacity(args.messages as usize);
+    let mut oldest = 0usize; // first message still counted in the window
+    let want = members_open as u32;
+    let window = args.window.max(1) as usize;
+    let mut text = String::new();
+    let mut last_deliveries = 0u64;
+    let mut last_at = start;
+    loop {
+        let now = Instant::now();
+        while oldest < sent_at.len()
+            && (run.delivered[oldest] >= want || now.duration_since(sent_at[oldest]) >= msg_timeout)
+        {
+            oldest += 1;
+        }
+        if (sent_at.len() as u64 == args.messages && oldest == sent_at.len()) || now >= deadline {
+            break;
+        }
+        let mut wait = Duration::from_millis(20);
+        while (sent_at.len() as u64) < args.messages && sent_at.len() - oldest < window {
+            if let Some(rate) = args.rate.filter(|r| *r > 0.0) {
+                let due = start + secs(sent_at.len() as f64 / rate);
+                if now < due {
+                    wait = wait.min(due - now);
+                    break;
+                }
+            }
+            let seq = sent_at.len() as u64;
+            let nanos = now.duration_since(run.base).as_nanos() as u64;
+            text.clear();
+            text.push_str(&encode(&run_id, seq, nanos, args.size));
+            let Some(slot) = fleet.slot_mut(publisher) else {
+                break;
+            };
+            if slot.conn.send(MessageKind::Text, text.as_bytes()).is_err() {
+                break;
+            }
+            slot.conn.flush();
+            sent_at.push(now);
+        }
+        if !fleet.slot_mut(publisher).is_some_and(|s| s.conn.can_send()) {
+            eprintln!("broadcast: the publisher's connection ended");
+            break;
+        }
+        if progress.due(now) {
+            eprintln!(
+                "broadcast: {} sent, {:.0} deliveries/s, latency {}",
+                sent_at.len(),
+                per_sec(run.deliveries - last_deliveries, now - last_at),
+                run.latency.summary()
+            );
+            last_deliveries = run.deliveries;
+            last_at = now;
+        }
+        fleet
+            .turn(wait, &mut |_, slot, ev, now| run.on_event(slot, ev, now))
+            .map_err(poll_err)?;
+    }
+    // Late deliveries of the last messages, bounded by the message timeout.
+    let drain_end = Instant::now() + msg_timeout;
+    let expected = sent_at.len() as u64 * members_open;
+    while run.deliveries < expected && Instant::now() < drain_end {
+        fleet
+            .turn(Duration::from_millis(20), &mut |_, slot, ev, now| {
+                run.on_event(slot, ev, now)
+            })
+            .map_err(poll_err)?;
+    }
+    let span = run
+        .last_delivery
+        .map_or(Duration::ZERO, |t| t.saturating_duration_since(start));
+    let dropped = fleet.dropped.clone();
+    let open_at_end = fleet.open as u64;
+    fleet.close_all(Duration::from_secs(3));
+
+    let sent = sent_at.len() as u64;
+    let lost = expected.saturating_sub(run.in_order);
+    let complete = run.delivered.iter().filter(|&&c| c >= want).count() as u64;
+    let deliveries_per_sec = per_sec(run.deliveries, span);
+    let json = Json::object([
+        ("mode", Json::Str("broadcast".into())),
+        ("members", Json::num(args.members)),
+        ("successes", Json::num(members_open)),
+        ("failures", fleet.failures.to_json()),
+        ("messages", Json::num(args.messages)),
+        ("sent", Json::num(sent)),
+        ("size", Json::num(args.size as u64)),
+        ("deliveries", Json::num(run.deliveries)),
+        ("expected_deliveries", Json::num(expected)),
+        ("fully_delivered_messages", Json::num(complete)),
+        ("lost", Json::num(lost)),
+        ("out_of_order", Json::num(run.out_of_order)),
+        ("foreign_messages", Json::num(run.foreign)),
+        (
+            "foreign_during_run",
+            Json::num(run.foreign - foreign_before),
+        ),
+        ("duration_secs", Json::Num(span.as_secs_f64())),
+        ("deliveries_per_sec", Json::Num(deliveries_per_sec)),
+        ("messages_per_sec", Json::Num(per_sec(sent, span))),
+        ("latency", run.latency.to_json()),
+        ("dropped", Json::num(dropped.total())),
+        ("dropped_by_cause", dropped.to_json()),
+    ]);
+    let summary = format!(
+        "broadcast {}: {} members, {} of {} messages sent in {:.2}s\n  \
+         {} deliveries ({} expected), {} deliveries/s\n  delivery latency: {}\n  \
+         lost {}, out of order {}, other messages skipped {}, connection failures: {}, dropped: {}",
+        args.url,
+        fmt_count(members_open),
+        fmt_count(sent),
+        fmt_count(args.messages),
+        span.as_secs_f64(),
+        fmt_count(run.deliveries),
+        fmt_count(expected),
+        fmt_count(deliveries_per_sec as u64),
+        run.latency.summary(),
+        fmt_count(lost),
+        run.out_of_order,
+        run.foreign,
+        fleet.failures.summary(),
+        dropped.summary(),
+    );
+    emit(&args.common, &summary, &json);
+    let _ = run.members;
+    Ok(members_open == args.members
+        && sent == args.messages
+        && lost == 0
+        && run.out_of_order == 0
+        && dropped.total() == 0
+        && open_at_end == args.members + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_round_trips_even_when_wrapped() {
+        let p = encode("ab12", 42, 123456789, 64);
+        assert_eq!(p.len(), 64);
+        assert_eq!(decode(b"wsdb:ab12:", p.as_bytes()), Some((42, 123456789)));
+        let wrapped = format!("{{\"type\":\"message\",\"text\":\"{p}\"}}");
+        assert_eq!(
+            decode(b"wsdb:ab12:", wrapped.as_bytes()),
+            Some((42, 123456789))
+        );
+    }
+
+    #[test]
+    fn other_runs_and_announcements_are_not_ours() {
+        let p = encode("ffff", 1, 2, 10);
+        assert_eq!(decode(b"wsdb:ab12:", p.as_bytes()), None);
+        assert_eq!(decode(b"wsdb:ab12:", b"{\"type\":\"join\"}"), None);
+        assert_eq!(decode(b"wsdb:ab12:", b"wsdb:ab12:7:"), None);
+    }
+}

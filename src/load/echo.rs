@@ -1,0 +1,375 @@
+//! `wsd load echo`: C connections each keeping P messages of S bytes in flight
+//! against an echo endpoint; measures messages/s, bytes/s and round-trip latency,
+//! and checks every echoed payload byte for byte.
+//!
+//! Owns the echo scenario: payload generation (a per-connection, per-sequence
+//! header over a fixed body), verification, and timing. It must never send after
+//! the deadline or wait past the drain bound, and a single wrong byte counts as a
+//! mismatch that fails the run.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::client::ConnEvent;
+use crate::core::MessageKind;
+
+use super::fleet::{Fleet, Slot};
+use super::report::{fmt_count, Histogram, Json};
+use super::{connect_spec, emit, per_sec, raise_fd_limit, secs, CommonArgs, Progress};
+
+/// Options of `wsd load echo`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EchoArgs {
+    /// Echo endpoint URL, e.g. ws://127.0.0.1:9001/echo
+    #[arg(long)]
+    pub url: String,
+    /// Connections.
+    #[arg(short = 'c', long = "connections", default_value_t = 10)]
+    pub connections: u64,
+    /// Messages kept in flight per connection.
+    #[arg(short = 'p', long = "pipeline", default_value_t = 1)]
+    pub pipeline: u64,
+    /// Message size in bytes.
+    #[arg(short = 's', long = "size", default_value_t = 16)]
+    pub size: usize,
+    /// Send binary messages (default: text).
+    #[arg(long)]
+    pub binary: bool,
+    /// Seconds of sending once every connection is open.
+    #[arg(long, default_value_t = 5.0, value_name = "SECS")]
+    pub duration: f64,
+    /// Seconds to wait for the last echoes after sending stops.
+    #[arg(long, default_value_t = 3.0, value_name = "SECS")]
+    pub drain: f64,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// Deterministic payloads: a 16-character hex header (connection id, sequence)
+/// over a fixed body, all ASCII so text and binary modes share it.
+#[derive(Debug, Clone)]
+pub struct Payloads {
+    body: Vec<u8>,
+}
+
+/// The header is this long (when messages are shorter, its low-order digits,
+/// the sequence number's, are kept).
+pub const HEADER_LEN: usize = 16;
+
+impl Payloads {
+    pub fn new(size: usize) -> Self {
+        let body = (0..size)
+            .map(|i| b"abcdefghijklmnopqrstuvwxyz0123456789"[(i * 7 + i / 36) % 36])
+            .collect();
+        Payloads { body }
+    }
+
+    pub fn size(&self) -> usize {
+        self.body.len()
+    }
+
+    fn header(conn: u32, seq: u64) -> [u8; HEADER_LEN] {
+        let word = (u64::from(conn) << 40) | (seq & ((1 << 40) - 1));
+        let mut h = [0u8; HEADER_LEN];
+        for (i, b) in h.iter_mut().enumerate() {
+            *b = b"0123456789abcdef"[((word >> (60 - 4 * i)) & 0xf) as usize];
+        }
+        h
+    }
+
+    /// Writes message `seq` of connection `conn` into `out` (replacing its content).
+    pub fn fill(&self, conn: u32, seq: u64, out: &mut Vec<u8>) {
+        out.clear();
+        out.extend_from_slice(&self.body);
+        let n = HEADER_LEN.min(out.len());
+        out[..n].copy_from_slice(&Self::header(conn, seq)[HEADER_LEN - n..]);
+    }
+
+    /// Whether `data` is exactly message `seq` of connection `conn`.
+    pub fn verify(&self, conn: u32, seq: u64, data: &[u8]) -> bool {
+        let n = HEADER_LEN.min(self.body.len());
+        data.len() == self.body.len()
+            && data[..n] == Self::header(conn, seq)[HEADER_LEN - n..]
+            && data[n..] == self.body[n..]
+    }
+}
+
+/// Per-connection echo state.
+#[derive(Debug, Default)]
+pub struct EchoConn {
+    next_seq: u64,
+    /// Sequence numbers and send times of messages in flight, oldest first.
+    inflight: VecDeque<(u64, Instant)>,
+}
+
+/// Everything the run measures.
+struct Run {
+    payloads: Payloads,
+    kind: MessageKind,
+    pipeline: u64,
+    buf: Vec<u8>,
+    sending: bool,
+    window_end: Option<Instant>,
+    sent: u64,
+    received: u64,
+    received_in_window: u64,
+    mismatches: u64,
+    first_mismatch: Option<String>,
+    unexpected: u64,
+    rtt: Histogram,
+}
+
+impl Run {
+    fn send_one(&mut self, id: usize, slot: &mut Slot<EchoConn>, now: Instant) {
+        let seq = slot.state.next_seq;
+        self.payloads.fill(id as u32, seq, &mut self.buf);
+        if slot.conn.send(self.kind, &self.buf).is_ok() {
+            slot.state.next_seq += 1;
+            slot.state.inflight.push_back((seq, now));
+            self.sent += 1;
+        }
+    }
+
+    fn start(&mut self, id: usize, slot: &mut Slot<EchoConn>, now: Instant) {
+        while (slot.state.inflight.len() as u64) < self.pipeline {
+            self.send_one(id, slot, now);
+        }
+    }
+
+    fn on_event(&mut self, id: usize, slot: &mut Slot<EchoConn>, ev: &ConnEvent, now: Instant) {
+        let ConnEvent::Message(m) = ev else {
+            return;
+        };
+        let Some((seq, sent_at)) = slot.state.inflight.pop_front() else {
+            self.unexpected += 1;
+            return;
+        };
+        self.received += 1;
+        if self.window_end.map_or(true, |end| now <= end) {
+            self.received_in_window += 1;
+        }
+        self.rtt
+            .record(now.duration_since(sent_at).as_nanos() as u64);
+        if m.kind != self.kind || !self.payloads.verify(id as u32, seq, &m.data) {
+            self.mismatches += 1;
+            if self.first_mismatch.is_none() {
+                let shown = String::from_utf8_lossy(&m.data[..m.data.len().min(40)]).into_owned();
+                self.first_mismatch = Some(format!(
+                    "connection {id} message {seq}: got {} {:?} bytes {shown:?}",
+                    m.data.len(),
+                    m.kind
+                ));
+            }
+        }
+        if self.sending {
+            self.send_one(id, slot, now);
+        }
+    }
+}
+
+/// `wsd load echo`.
+pub fn run(args: &EchoArgs) -> Result<bool, String> {
+    if args.connections == 0 || args.pipeline == 0 {
+        return Err("-c and -p must be at least 1".into());
+    }
+    let limit = raise_fd_limit();
+    if args.connections + 64 > limit {
+        return Err(format!(
+            "{} connections exceed this process's fd limit {limit}",
+            args.connections
+        ));
+    }
+    let spec = connect_spec(&args.url, &args.common)?;
+    let mut fleet: Fleet<EchoConn> = Fleet::new(spec, secs(args.common.timeout))
+        .map_err(|e| format!("cannot create poller: {e}"))?;
+    let mut run = Run {
+        payloads: Payloads::new(args.size),
+        kind: if args.binary {
+            MessageKind::Binary
+        } else {
+            MessageKind::Text
+        },
+        pipeline: args.pipeline,
+        buf: Vec::with_capacity(args.size),
+        sending: false,
+        window_end: None,
+        sent: 0,
+        received: 0,
+        received_in_window: 0,
+        mismatches: 0,
+        first_mismatch: None,
+        unexpected: 0,
+        rtt: Histogram::new(),
+    };
+    let poll_err = |e: std::io::Error| format!("poll failed: {e}");
+
+    // Ramp: open every connection (bounded by the handshake timeout).
+    let ramp_start = Instant::now();
+    let mut attempted = 0u64;
+    while attempted < args.connections || fleet.pending > 0 {
+        while attempted < args.connections && fleet.pending < 256 {
+            attempted += 1;
+            if let Err(cause) = fleet.start(EchoConn::default()) {
+                if cause == "emfile" || cause == "eaddrnotavail" {
+                    attempted = args.connections;
+                }
+            }
+        }
+        fleet
+            .turn(Duration::from_millis(20), &mut |_, _, _, _| {})
+            .map_err(poll_err)?;
+        if ramp_start.elapsed() > secs(args.common.timeout) + secs(5.0) {
+            break;
+        }
+    }
+    let established = fleet.established;
+    if fleet.open == 0 {
+        let summary = format!(
+            "echo {}: no connection opened ({})",
+            args.url,
+            fleet.failures.summary()
+        );
+        return Err(summary);
+    }
+
+    // Send for `duration`, then drain.
+    let start = Instant::now();
+    let end = start + secs(args.duration);
+    run.sending = true;
+    run.window_end = Some(end);
+    fleet.for_each_open(|id, slot| run.start(id, slot, start));
+    let mut progress = Progress::new(args.common.progress);
+    let mut last_count = 0u64;
+    let mut last_at = start;
+    loop {
+        let now = Instant::now();
+        if now >= end {
+            break;
+        }
+        if progress.due(now) {
+            eprintln!(
+                "echo: {:.0} msg/s, {} round trips, {} mismatches, {} open",
+                per_sec(run.received - last_count, now - last_at),
+                run.rtt.summary(),
+                run.mismatches,
+                fleet.open
+            );
+            last_count = run.received;
+            last_at = now;
+        }
+        fleet
+            .turn(
+                (end - now).min(Duration::from_millis(100)),
+                &mut |id, slot, ev, now| run.on_event(id, slot, ev, now),
+            )
+            .map_err(poll_err)?;
+    }
+    run.sending = false;
+    let elapsed = end - start;
+    let drain_end = Instant::now() + secs(args.drain);
+    let inflight = |fleet: &mut Fleet<EchoConn>| {
+        let mut n = 0u64;
+        fleet.for_each_open(|_, slot| n += slot.state.inflight.len() as u64);
+        n
+    };
+    while inflight(&mut fleet) > 0 && Instant::now() < drain_end {
+        fleet
+            .turn(Duration::from_millis(50), &mut |id, slot, ev, now| {
+                run.on_event(id, slot, ev, now)
+            })
+            .map_err(poll_err)?;
+    }
+    let unanswered = inflight(&mut fleet);
+    let open_at_end = fleet.open as u64;
+    let dropped = fleet.dropped.clone();
+    fleet.close_all(Duration::from_secs(3));
+
+    let msgs_per_sec = per_sec(run.received_in_window, elapsed);
+    let bytes_per_sec = msgs_per_sec * args.size as f64;
+    let json = Json::object([
+        ("mode", Json::Str("echo".into())),
+        ("connections", Json::num(args.connections)),
+        ("successes", Json::num(established)),
+        ("failures", fleet.failures.to_json()),
+        ("pipeline", Json::num(args.pipeline)),
+        ("size", Json::num(args.size as u64)),
+        ("binary", Json::Bool(args.binary)),
+        ("duration_secs", Json::Num(elapsed.as_secs_f64())),
+        ("sent", Json::num(run.sent)),
+        ("received", Json::num(run.received)),
+        ("messages_per_sec", Json::Num(msgs_per_sec)),
+        ("bytes_per_sec", Json::Num(bytes_per_sec)),
+        ("latency", run.rtt.to_json()),
+        ("mismatches", Json::num(run.mismatches)),
+        ("unexpected", Json::num(run.unexpected)),
+        ("unanswered", Json::num(unanswered)),
+        ("dropped", Json::num(dropped.total())),
+        ("dropped_by_cause", dropped.to_json()),
+    ]);
+    let mut summary = format!(
+        "echo {}: {} connections x {} in flight x {} B {}, {:.1}s\n  \
+         {} msg/s, {:.2} MB/s payload each way ({} echoed)\n  round trip: {}\n  \
+         mismatches {}, unexpected {}, unanswered {}, connection failures: {}, dropped: {}",
+        args.url,
+        fmt_count(established),
+        args.pipeline,
+        args.size,
+        if args.binary { "binary" } else { "text" },
+        elapsed.as_secs_f64(),
+        fmt_count(msgs_per_sec as u64),
+        bytes_per_sec / 1e6,
+        fmt_count(run.received),
+        run.rtt.summary(),
+        run.mismatches,
+        run.unexpected,
+        unanswered,
+        fleet.failures.summary(),
+        dropped.summary(),
+    );
+    if let Some(first) = &run.first_mismatch {
+        summary.push_str(&format!("\n  MISMATCH: {first}"));
+    }
+    emit(&args.common, &summary, &json);
+    let ok = established == args.connections
+        && run.mismatches == 0
+        && run.unexpected == 0
+        && unanswered == 0
+        && dropped.total() == 0
+        && open_at_end == args.connections
+        && run.received > 0;
+    Ok(ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_carries_connection_and_sequence() {
+        let p = Payloads::new(64);
+        let mut buf = Vec::new();
+        p.fill(3, 7, &mut buf);
+        assert_eq!(buf.len(), 64);
+        assert!(std::str::from_utf8(&buf).is_ok());
+        assert!(p.verify(3, 7, &buf));
+        assert!(!p.verify(3, 8, &buf));
+        assert!(!p.verify(4, 7, &buf));
+        let mut corrupt = buf.clone();
+        corrupt[40] ^= 1;
+        assert!(!p.verify(3, 7, &corrupt));
+        assert!(!p.verify(3, 7, &buf[..63]));
+    }
+
+    #[test]
+    fn short_payloads_keep_the_low_header_digits_checked() {
+        let p = Payloads::new(4);
+        let mut a = Vec::new();
+        p.fill(1, 1, &mut a);
+        assert_eq!(a.len(), 4);
+        assert!(p.verify(1, 1, &a));
+        assert!(!p.verify(1, 2, &a));
+        let empty = Payloads::new(0);
+        empty.fill(1, 1, &mut a);
+        assert!(a.is_empty() && empty.verify(1, 1, &a));
+    }
+}

@@ -1,0 +1,267 @@
+//! A fleet of client connections on one mio event loop: opening them (rate and
+//! concurrency are the caller's policy), dispatching readiness to each, timing
+//! handshakes, counting failures by cause, and closing them all at the end.
+//!
+//! Owns the connection table and the poller. It must never decide what to send
+//! (the load modes do, through the event callback), never spawn a thread, and
+//! every wait it performs is bounded by the caller's timeout.
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use mio::{Events, Poll, Token};
+
+use crate::client::connection::{ConnError, ConnEvent, ConnectSpec, Connection};
+use crate::core::CloseCode;
+
+use super::report::{Failures, Histogram};
+
+/// One connection and the load mode's state for it.
+#[derive(Debug)]
+pub struct Slot<T> {
+    pub conn: Connection,
+    pub started: Instant,
+    pub opened: bool,
+    pub state: T,
+}
+
+/// Every connection of one load process.
+pub struct Fleet<T> {
+    poll: Poll,
+    events: Events,
+    slots: Vec<Option<Slot<T>>>,
+    free: Vec<usize>,
+    scratch: Vec<u8>,
+    pub spec: ConnectSpec,
+    /// Connect plus handshake must finish within this.
+    pub handshake_timeout: Duration,
+    /// Connections started but not yet open.
+    pub pending: usize,
+    /// Connections open (handshake done, not finished).
+    pub open: usize,
+    /// Connections that ever opened.
+    pub established: u64,
+    /// Failures before the handshake finished, by cause.
+    pub failures: Failures,
+    /// Ends after the handshake, by cause (`eof`, `close_1001`, `reset`, ...).
+    pub dropped: Failures,
+    /// Connect + handshake time of each successful connection.
+    pub handshake_latency: Histogram,
+    last_sweep: Instant,
+}
+
+/// An event for one connection, as seen by a load mode.
+pub type OnEvent<'a, T> = dyn FnMut(usize, &mut Slot<T>, &ConnEvent, Instant) + 'a;
+
+impl<T> Fleet<T> {
+    pub fn new(spec: ConnectSpec, handshake_timeout: Duration) -> io::Result<Self> {
+        Ok(Fleet {
+            poll: Poll::new()?,
+            events: Events::with_capacity(1024),
+            slots: Vec::new(),
+            free: Vec::new(),
+            scratch: vec![0u8; 256 * 1024],
+            spec,
+            handshake_timeout,
+            pending: 0,
+            open: 0,
+            established: 0,
+            failures: Failures::default(),
+            dropped: Failures::default(),
+            handshake_latency: Histogram::new(),
+            last_sweep: Instant::now(),
+        })
+    }
+
+    /// Connections not yet finished (pending or open).
+    pub fn live(&self) -> usize {
+        self.pending + self.open
+    }
+
+    /// Starts one connection. On an immediate failure the cause is counted and
+    /// returned (EMFILE and EADDRNOTAVAIL show up here).
+    pub fn start(&mut self, state: T) -> Result<usize, &'static str> {
+        let mut conn = match Connection::start(&self.spec) {
+            Ok(c) => c,
+            Err(e) => {
+                let cause = e.cause();
+                self.failures.add(cause, 1);
+                return Err(cause);
+            }
+        };
+        let id = self.free.pop().unwrap_or(self.slots.len());
+        if let Err(e) = conn.register(self.poll.registry(), Token(id)) {
+            let cause = ConnError::from_io(e).cause();
+            self.failures.add(cause, 1);
+            self.free.push(id);
+            return Err(cause);
+        }
+        let slot = Slot {
+            conn,
+            started: Instant::now(),
+            opened: false,
+            state,
+        };
+        if id == self.slots.len() {
+            self.slots.push(Some(slot));
+        } else {
+            self.slots[id] = Some(slot);
+        }
+        self.pending += 1;
+        Ok(id)
+    }
+
+    /// One slot, if live.
+    pub fn slot_mut(&mut self, id: usize) -> Option<&mut Slot<T>> {
+        self.slots.get_mut(id).and_then(Option::as_mut)
+    }
+
+    /// Calls `f` on every open connection, then flushes what it queued.
+    pub fn for_each_open(&mut self, mut f: impl FnMut(usize, &mut Slot<T>)) {
+        for (id, slot) in self.slots.iter_mut().enumerate() {
+            if let Some(slot) = slot.as_mut().filter(|s| s.opened && s.conn.is_open()) {
+                f(id, slot);
+                slot.conn.flush();
+            }
+        }
+    }
+
+    /// Waits at most `timeout` for readiness, dispatches it, reports every
+    /// connection event to `on_event`, and retires finished connections.
+    pub fn turn(&mut self, timeout: Duration, on_event: &mut OnEvent<'_, T>) -> io::Result<()> {
+        if let Err(e) = self.poll.poll(&mut self.events, Some(timeout)) {
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+        let now = Instant::now();
+        let ready: Vec<(usize, bool, bool)> = self
+            .events
+            .iter()
+            .map(|ev| {
+                (
+                    ev.token().0,
+                    ev.is_readable() || ev.is_read_closed() || ev.is_error(),
+                    ev.is_writable(),
+                )
+            })
+            .collect();
+        for (id, readable, writable) in ready {
+            let Some(slot) = self.slots.get_mut(id).and_then(Option::as_mut) else {
+                continue;
+            };
+            slot.conn
+                .handle_ready(readable, writable, &mut self.scratch);
+            self.drain(id, now, on_event);
+        }
+        if now.duration_since(self.last_sweep) >= Duration::from_millis(100) {
+            self.last_sweep = now;
+            self.sweep_timeouts(now, on_event);
+        }
+        Ok(())
+    }
+
+    /// Fails connections whose handshake is overdue.
+    fn sweep_timeouts(&mut self, now: Instant, on_event: &mut OnEvent<'_, T>) {
+        if self.pending == 0 {
+            return;
+        }
+        for id in 0..self.slots.len() {
+            let overdue = self.slots[id].as_ref().is_some_and(|s| {
+                !s.opened && now.duration_since(s.started) >= self.handshake_timeout
+            });
+            if overdue {
+                if let Some(slot) = self.slots[id].as_mut() {
+                    slot.conn.abort(ConnError::Timeout);
+                }
+                self.drain(id, now, on_event);
+            }
+        }
+    }
+
+    /// Delivers one connection's queued events; retires it when it finished.
+    fn drain(&mut self, id: usize, now: Instant, on_event: &mut OnEvent<'_, T>) {
+        let Some(slot) = self.slots.get_mut(id).and_then(Option::as_mut) else {
+            return;
+        };
+        let mut finished = false;
+        while let Some(ev) = slot.conn.poll_event() {
+            match &ev {
+                ConnEvent::Open(_) => {
+                    slot.opened = true;
+                    self.pending -= 1;
+                    self.open += 1;
+                    self.established += 1;
+                    self.handshake_latency
+                        .record(now.duration_since(slot.started).as_nanos() as u64);
+                }
+                ConnEvent::Close(frame) => {
+                    let code = frame.as_ref().map_or(1005, |f| f.code.0);
+                    if code != CloseCode::NORMAL.0 {
+                        self.dropped.add(&format!("close_{code}"), 1);
+                    }
+                }
+                ConnEvent::Eof => finished = true,
+                ConnEvent::Failed(e) => {
+                    finished = true;
+                    if slot.opened {
+                        self.dropped.add(e.cause(), 1);
+                    } else {
+                        self.failures.add(e.cause(), 1);
+                    }
+                }
+                _ => {}
+            }
+            on_event(id, slot, &ev, now);
+        }
+        if finished {
+            if slot.opened {
+                self.open -= 1;
+            } else {
+                self.pending -= 1;
+            }
+            if let Some(mut slot) = self.slots[id].take() {
+                slot.conn.deregister(self.poll.registry());
+            }
+            self.free.push(id);
+        } else {
+            slot.conn.flush();
+        }
+    }
+
+    /// Sends close 1000 on every open connection and waits (at most `timeout`) for
+    /// the server to finish each; then drops whatever is left. Returns how many
+    /// finished the closing handshake cleanly (server's close frame seen).
+    pub fn close_all(&mut self, timeout: Duration) -> u64 {
+        for slot in self.slots.iter_mut().flatten() {
+            if slot.opened {
+                let _ = slot.conn.close(CloseCode::NORMAL, "");
+                slot.conn.flush();
+            }
+        }
+        let deadline = Instant::now() + timeout;
+        let mut clean = 0u64;
+        let mut count = |_: usize, _: &mut Slot<T>, ev: &ConnEvent, _: Instant| {
+            if matches!(ev, ConnEvent::Close(_)) {
+                clean += 1;
+            }
+        };
+        while self.open > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            if self
+                .turn(left.min(Duration::from_millis(100)), &mut count)
+                .is_err()
+            {
+                break;
+            }
+        }
+        self.slots.clear();
+        self.free.clear();
+        self.pending = 0;
+        self.open = 0;
+        clean
+    }
+}

@@ -1,0 +1,423 @@
+//! `wsd load idle`: open N connections (full handshake, optionally rate-capped),
+//! hold them idle for a while (optionally pinging), then close them all.
+//!
+//! Owns the idle scenario in one process and its result type; past the
+//! per-process connection budget it hands over to `workers`, which runs this same
+//! code in child processes. It must never exceed N attempts or the time bounds,
+//! and it stops opening (saying why) at the first EMFILE or EADDRNOTAVAIL.
+
+use std::cell::Cell;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use crate::client::ConnEvent;
+
+use super::fleet::{Fleet, Slot};
+use super::report::{fmt_count, Failures, Histogram, Json};
+use super::{connect_spec, emit, per_sec, raise_fd_limit, secs, workers, CommonArgs, Progress};
+
+/// Options of `wsd load idle`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct IdleArgs {
+    /// Server URL, e.g. ws://127.0.0.1:9001/echo
+    #[arg(long)]
+    pub url: String,
+    /// Connections to open.
+    #[arg(short = 'n', long = "connections", default_value_t = 100)]
+    pub n: u64,
+    /// Seconds to hold the connections once the ramp is over.
+    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+    pub duration: f64,
+    /// Send a ping on every connection every K seconds while holding.
+    #[arg(long, value_name = "K")]
+    pub ping_interval: Option<f64>,
+    /// Cap on new handshakes per second (default: as fast as possible).
+    #[arg(long, value_name = "R")]
+    pub rate: Option<f64>,
+    /// Most connections in connect/handshake at once.
+    #[arg(long, default_value_t = 256)]
+    pub max_pending: usize,
+    /// Most connections per process; above this, worker processes are spawned,
+    /// each bound to its own source address 127.0.0.2, 127.0.0.3, ...
+    #[arg(long, default_value_t = 19_000)]
+    pub per_process: u64,
+    /// Bound on the ramp (opening all connections), in seconds.
+    #[arg(long, default_value_t = 300.0, value_name = "SECS")]
+    pub ramp_timeout: f64,
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Worker protocol: print `ready N` after the ramp and wait for a stdin line.
+    #[arg(long, hide = true)]
+    pub wait_go: bool,
+}
+
+/// The two moments a caller (the RSS mode) may want to observe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdlePhase {
+    /// The ramp is over; the value is how many connections are open.
+    Ready,
+    /// The hold is about to end; the value is how many are still open.
+    HoldEnd,
+}
+
+/// What one idle run measured.
+#[derive(Debug, Clone, Default)]
+pub struct IdleResult {
+    pub requested: u64,
+    pub attempted: u64,
+    pub established: u64,
+    pub failures: Failures,
+    /// From the first attempt to the last successful handshake.
+    pub ramp: Duration,
+    pub handshake_latency: Histogram,
+    /// Open at the end of the hold.
+    pub held: u64,
+    /// Ended by the server (or the network) after the handshake.
+    pub dropped: Failures,
+    pub pings_sent: u64,
+    pub pongs: u64,
+    pub closed_clean: u64,
+    pub hold: Duration,
+    /// Why opening stopped early (EMFILE, ephemeral ports), if it did.
+    pub stopped: Option<String>,
+    pub processes: u64,
+}
+
+impl IdleResult {
+    pub fn handshakes_per_sec(&self) -> f64 {
+        per_sec(self.established, self.ramp)
+    }
+
+    /// Whether every requested connection opened and stayed open.
+    pub fn ok(&self) -> bool {
+        self.established == self.requested && self.held == self.requested
+    }
+
+    pub fn to_json(&self, with_histogram: bool) -> Json {
+        let mut j = Json::object([
+            ("mode", Json::Str("idle".into())),
+            ("connections", Json::num(self.requested)),
+            ("attempted", Json::num(self.attempted)),
+            ("successes", Json::num(self.established)),
+            ("failed", Json::num(self.failures.total())),
+            ("failures", self.failures.to_json()),
+            ("handshakes_per_sec", Json::Num(self.handshakes_per_sec())),
+            ("ramp_secs", Json::Num(self.ramp.as_secs_f64())),
+            ("handshake_latency", self.handshake_latency.to_json()),
+            ("held", Json::num(self.held)),
+            ("hold_secs", Json::Num(self.hold.as_secs_f64())),
+            ("dropped", Json::num(self.dropped.total())),
+            ("dropped_by_cause", self.dropped.to_json()),
+            ("pings_sent", Json::num(self.pings_sent)),
+            ("pongs_received", Json::num(self.pongs)),
+            ("closed_clean", Json::num(self.closed_clean)),
+            ("processes", Json::num(self.processes.max(1))),
+        ]);
+        if let Some(why) = &self.stopped {
+            j.set("stopped_early", Json::Str(why.clone()));
+        }
+        if with_histogram {
+            j.set(
+                "handshake_histogram",
+                self.handshake_latency.to_sparse_json(),
+            );
+        }
+        j
+    }
+
+    /// Reads a worker's `to_json(true)` output back.
+    pub fn from_json(j: &Json) -> IdleResult {
+        let n = |k: &str| j.get(k).and_then(Json::as_f64).unwrap_or(0.0);
+        IdleResult {
+            requested: n("connections") as u64,
+            attempted: n("attempted") as u64,
+            established: n("successes") as u64,
+            failures: j
+                .get("failures")
+                .map(Failures::from_json)
+                .unwrap_or_default(),
+            ramp: secs(n("ramp_secs")),
+            handshake_latency: j
+                .get("handshake_histogram")
+                .map(Histogram::from_sparse_json)
+                .unwrap_or_default(),
+            held: n("held") as u64,
+            dropped: j
+                .get("dropped_by_cause")
+                .map(Failures::from_json)
+                .unwrap_or_default(),
+            pings_sent: n("pings_sent") as u64,
+            pongs: n("pongs_received") as u64,
+            closed_clean: n("closed_clean") as u64,
+            hold: secs(n("hold_secs")),
+            stopped: j
+                .get("stopped_early")
+                .and_then(Json::as_str)
+                .map(str::to_owned),
+            processes: n("processes") as u64,
+        }
+    }
+
+    /// Adds a worker's result into an aggregate (ramps overlap: take the longest).
+    pub fn merge(&mut self, other: &IdleResult) {
+        self.requested += other.requested;
+        self.attempted += other.attempted;
+        self.established += other.established;
+        self.failures.merge(&other.failures);
+        self.ramp = self.ramp.max(other.ramp);
+        self.handshake_latency.merge(&other.handshake_latency);
+        self.held += other.held;
+        self.dropped.merge(&other.dropped);
+        self.pings_sent += other.pings_sent;
+        self.pongs += other.pongs;
+        self.closed_clean += other.closed_clean;
+        self.hold = self.hold.max(other.hold);
+        if self.stopped.is_none() {
+            self.stopped.clone_from(&other.stopped);
+        }
+        self.processes += other.processes.max(1);
+    }
+
+    pub fn summary(&self, url: &str) -> String {
+        let mut s = format!(
+            "idle {url}: {} of {} connections established in {:.2}s ({:.0} handshakes/s), held {} for {:.1}s\n  \
+             handshake latency: {}\n  failures: {}\n  dropped while held: {}\n  \
+             pings sent {}, pongs received {}, closed cleanly {}",
+            fmt_count(self.established),
+            fmt_count(self.requested),
+            self.ramp.as_secs_f64(),
+            self.handshakes_per_sec(),
+            fmt_count(self.held),
+            self.hold.as_secs_f64(),
+            self.handshake_latency.summary(),
+            self.failures.summary(),
+            self.dropped.summary(),
+            fmt_count(self.pings_sent),
+            fmt_count(self.pongs),
+            fmt_count(self.closed_clean),
+        );
+        if self.processes > 1 {
+            s.push_str(&format!("\n  worker processes: {}", self.processes));
+        }
+        if let Some(why) = &self.stopped {
+            s.push_str(&format!("\n  STOPPED EARLY: {why}"));
+        }
+        s
+    }
+}
+
+/// `wsd load idle`.
+pub fn run(args: &IdleArgs) -> Result<bool, String> {
+    let result = run_scenario(args, &mut |_, _| {})?;
+    emit(
+        &args.common,
+        &result.summary(&args.url),
+        &result.to_json(false),
+    );
+    Ok(result.ok())
+}
+
+/// `wsd load worker`: one process of a multi-process idle run. Speaks a line
+/// protocol on stdout (`ready N`, then `result JSON`) and stays quiet otherwise.
+pub fn run_worker(args: &IdleArgs) -> Result<bool, String> {
+    raise_fd_limit();
+    let result = run_local(args, &mut |_, _| {})?;
+    eprintln!("{}", result.summary(&args.url));
+    println!("result {}", result.to_json(true));
+    Ok(result.ok())
+}
+
+/// Runs the idle scenario in this process or, past the per-process budget, in
+/// worker processes. `hook` observes the ramp's end and the hold's end.
+pub fn run_scenario(
+    args: &IdleArgs,
+    hook: &mut dyn FnMut(IdlePhase, u64),
+) -> Result<IdleResult, String> {
+    if args.n == 0 {
+        return Err("-n must be at least 1".into());
+    }
+    let limit = raise_fd_limit();
+    let budget = args.per_process.min(limit.saturating_sub(64)).max(1);
+    if args.n > budget {
+        workers::run_parent(args, budget, hook)
+    } else {
+        run_local(args, hook)
+    }
+}
+
+/// Reads one line from stdin if one is ready (or EOF): the worker's `go` signal.
+fn stdin_line_ready() -> bool {
+    let mut pfd = libc::pollfd {
+        fd: 0,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, zero timeout.
+    unsafe { libc::poll(&mut pfd, 1, 0) > 0 && pfd.revents != 0 }
+}
+
+/// The idle scenario inside this process.
+pub fn run_local(
+    args: &IdleArgs,
+    hook: &mut dyn FnMut(IdlePhase, u64),
+) -> Result<IdleResult, String> {
+    let spec = connect_spec(&args.url, &args.common)?;
+    let mut fleet: Fleet<()> = Fleet::new(spec, secs(args.common.timeout))
+        .map_err(|e| format!("cannot create poller: {e}"))?;
+    let mut progress = Progress::new(args.common.progress);
+    let last_open = Cell::new(None::<Instant>);
+    let pongs = Cell::new(0u64);
+    let mut on_event = |_: usize, _: &mut Slot<()>, ev: &ConnEvent, now: Instant| match ev {
+        ConnEvent::Open(_) => last_open.set(Some(now)),
+        ConnEvent::Pong(_) => pongs.set(pongs.get() + 1),
+        _ => {}
+    };
+
+    // Ramp: open N connections, at most max_pending at a time, optionally rate-capped.
+    let start = Instant::now();
+    let ramp_deadline = start + secs(args.ramp_timeout);
+    let mut attempted = 0u64;
+    let mut stopped: Option<String> = None;
+    let mut announced = false;
+    let max_pending = args.max_pending.max(1);
+    loop {
+        let now = Instant::now();
+        let mut wait = Duration::from_millis(50);
+        let mut burst = 0;
+        while stopped.is_none() && attempted < args.n && fleet.pending < max_pending && burst < 128
+        {
+            if let Some(rate) = args.rate.filter(|r| *r > 0.0) {
+                let due = start + secs(attempted as f64 / rate);
+                if now < due {
+                    wait = wait.min(due - now);
+                    break;
+                }
+            }
+            attempted += 1;
+            burst += 1;
+            match fleet.start(()) {
+                Ok(_) => {}
+                Err("emfile") => {
+                    stopped = Some(format!(
+                        "hit EMFILE (out of file descriptors) after {} connections; fd limit {}",
+                        fleet.live(),
+                        raise_fd_limit()
+                    ))
+                }
+                Err("eaddrnotavail") => {
+                    stopped = Some(format!(
+                        "ran out of ephemeral ports (EADDRNOTAVAIL) after {} connections from {}; \
+                         use more source addresses (fewer connections per process)",
+                        fleet.live(),
+                        args.common
+                            .source_ip
+                            .map_or("the default source address".into(), |ip| ip.to_string())
+                    ))
+                }
+                Err(_) => {}
+            }
+        }
+        if let (Some(why), false) = (&stopped, announced) {
+            eprintln!("idle: {why}");
+            announced = true;
+        }
+        if (attempted >= args.n || stopped.is_some()) && fleet.pending == 0 {
+            break;
+        }
+        if now >= ramp_deadline {
+            stopped.get_or_insert_with(|| {
+                format!("ramp not finished within {:.0}s", args.ramp_timeout)
+            });
+            break;
+        }
+        if progress.due(now) {
+            eprintln!(
+                "idle: {} open, {} pending, {} failed, {:.0} handshakes/s so far",
+                fmt_count(fleet.open as u64),
+                fleet.pending,
+                fmt_count(fleet.failures.total()),
+                per_sec(fleet.established, now - start)
+            );
+        }
+        let more_now = attempted < args.n && stopped.is_none() && fleet.pending < max_pending;
+        if burst == 128 || (more_now && args.rate.is_none()) {
+            wait = Duration::ZERO;
+        }
+        fleet
+            .turn(wait, &mut on_event)
+            .map_err(|e| format!("poll failed: {e}"))?;
+    }
+    let ramp = last_open.get().map_or(Duration::ZERO, |t| t - start);
+    hook(IdlePhase::Ready, fleet.open as u64);
+
+    if args.wait_go {
+        println!("ready {}", fleet.open);
+        let _ = std::io::stdout().flush();
+        let go_deadline = Instant::now() + secs(args.ramp_timeout);
+        while !stdin_line_ready() && Instant::now() < go_deadline {
+            fleet
+                .turn(Duration::from_millis(20), &mut on_event)
+                .map_err(|e| format!("poll failed: {e}"))?;
+        }
+    }
+
+    // Hold.
+    let hold_start = Instant::now();
+    let hold_end = hold_start + secs(args.duration);
+    let ping_every = args.ping_interval.filter(|k| *k > 0.0).map(secs);
+    let mut next_ping = ping_every.map(|k| hold_start + k);
+    let mut pings_sent = 0u64;
+    loop {
+        let now = Instant::now();
+        if now >= hold_end {
+            break;
+        }
+        if let (Some(at), Some(every)) = (next_ping, ping_every) {
+            if now >= at {
+                fleet.for_each_open(|_, slot| {
+                    if slot.conn.ping(b"wsd-load").is_ok() {
+                        pings_sent += 1;
+                    }
+                });
+                next_ping = Some(at + every);
+            }
+        }
+        if progress.due(now) {
+            eprintln!(
+                "idle: holding {} connections, {:.0}s left, {} dropped",
+                fmt_count(fleet.open as u64),
+                (hold_end - now).as_secs_f64(),
+                fleet.dropped.total()
+            );
+        }
+        let mut wait = (hold_end - now).min(Duration::from_millis(250));
+        if let Some(at) = next_ping {
+            wait = wait.min(at.saturating_duration_since(now));
+        }
+        fleet
+            .turn(wait, &mut on_event)
+            .map_err(|e| format!("poll failed: {e}"))?;
+    }
+    let hold = hold_start.elapsed();
+    let held = fleet.open as u64;
+    hook(IdlePhase::HoldEnd, held);
+    let dropped = fleet.dropped.clone();
+    let closed_clean = fleet.close_all(Duration::from_secs(5));
+
+    Ok(IdleResult {
+        requested: args.n,
+        attempted,
+        established: fleet.established,
+        failures: fleet.failures.clone(),
+        ramp,
+        handshake_latency: fleet.handshake_latency.clone(),
+        held,
+        dropped,
+        pings_sent,
+        pongs: pongs.get(),
+        closed_clean,
+        hold,
+        stopped,
+        processes: 1,
+    })
+}

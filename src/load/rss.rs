@@ -1,0 +1,183 @@
+//! `wsd load rss --pid PID [--] idle ...`: the server's resident memory per
+//! connection, sampled from `/proc/PID/status` (VmRSS) before connecting, once
+//! every connection is open, and at the end of the hold.
+//!
+//! Owns sampling and the per-connection arithmetic; the connections themselves
+//! come from the idle scenario. It must never signal or otherwise touch the
+//! measured process: it only reads its status file.
+
+use clap::Parser;
+
+use super::idle::{self, IdleArgs, IdlePhase};
+use super::report::{fmt_count, Json};
+use super::{emit, CommonArgs};
+
+/// Options of `wsd load rss`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RssArgs {
+    /// The server process to measure.
+    #[arg(long)]
+    pub pid: u32,
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// The nested scenario, e.g. `idle --url ws://127.0.0.1:9001/echo -n 10000 --duration 5`
+    /// (a leading `--` is accepted).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+    pub scenario: Vec<String>,
+}
+
+/// The nested command line of `rss`.
+#[derive(Debug, Parser)]
+#[command(name = "rss")]
+struct Nested {
+    #[command(subcommand)]
+    scenario: NestedScenario,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum NestedScenario {
+    /// Idle connections (the only scenario whose memory is per connection).
+    Idle(IdleArgs),
+}
+
+/// Reads `VmRSS` of `pid` in bytes.
+pub fn vm_rss(pid: u32) -> Result<u64, String> {
+    let path = format!("/proc/{pid}/status");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    parse_vm_rss(&text).ok_or_else(|| format!("no VmRSS line in {path}"))
+}
+
+/// Extracts `VmRSS:   1234 kB` from a status file, in bytes.
+pub fn parse_vm_rss(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let mut parts = line["VmRSS:".len()..].split_whitespace();
+    let value: u64 = parts.next()?.parse().ok()?;
+    let unit = match parts.next() {
+        Some("kB") | Some("KB") | Some("kb") => 1024,
+        Some("mB") | Some("MB") => 1024 * 1024,
+        None | Some("B") => 1,
+        Some(_) => return None,
+    };
+    Some(value * unit)
+}
+
+/// Bytes per connection: RSS growth over the connections that were open.
+pub fn per_connection(before: u64, after: u64, connections: u64) -> f64 {
+    if connections == 0 {
+        return 0.0;
+    }
+    (after as f64 - before as f64) / connections as f64
+}
+
+/// `wsd load rss`.
+pub fn run(args: &RssArgs) -> Result<bool, String> {
+    let mut argv: Vec<String> = vec!["rss".into()];
+    argv.extend(
+        args.scenario
+            .iter()
+            .skip_while(|a| a.as_str() == "--")
+            .cloned(),
+    );
+    let nested = Nested::try_parse_from(&argv).map_err(|e| e.to_string())?;
+    let NestedScenario::Idle(mut idle_args) = nested.scenario;
+    // The nested run prints nothing of its own; this mode reports both.
+    idle_args.common.json = false;
+    let common: &CommonArgs = &args.common;
+
+    let before = vm_rss(args.pid)?;
+    let mut samples: Vec<(IdlePhase, u64, Result<u64, String>)> = Vec::new();
+    let result = idle::run_scenario(&idle_args, &mut |phase, open| {
+        samples.push((phase, open, vm_rss(args.pid)));
+    })?;
+    let sample = |want: IdlePhase| {
+        samples
+            .iter()
+            .find(|(p, _, _)| *p == want)
+            .and_then(|(_, open, rss)| rss.as_ref().ok().map(|r| (*open, *r)))
+    };
+    let (open_ready, rss_ready) = sample(IdlePhase::Ready)
+        .ok_or_else(|| format!("process {} vanished during the run", args.pid))?;
+    let (open_held, rss_held) = sample(IdlePhase::HoldEnd).unwrap_or((open_ready, rss_ready));
+    let after = vm_rss(args.pid).ok();
+
+    let per_conn_ready = per_connection(before, rss_ready, open_ready);
+    let per_conn_held = per_connection(before, rss_held, open_held);
+    let mut json = Json::object([
+        ("mode", Json::Str("rss".into())),
+        ("pid", Json::num(u64::from(args.pid))),
+        ("rss_before_bytes", Json::num(before)),
+        ("rss_established_bytes", Json::num(rss_ready)),
+        ("rss_held_bytes", Json::num(rss_held)),
+        ("open_established", Json::num(open_ready)),
+        ("open_held", Json::num(open_held)),
+        ("bytes_per_connection", Json::Num(per_conn_held)),
+        (
+            "bytes_per_connection_established",
+            Json::Num(per_conn_ready),
+        ),
+        ("idle", result.to_json(false)),
+    ]);
+    if let Some(a) = after {
+        json.set("rss_after_close_bytes", Json::num(a));
+    }
+    let kib = |b: u64| fmt_count(b / 1024);
+    let summary = format!(
+        "{}\nrss of pid {}: {} KiB before, {} KiB with {} open, {} KiB at the end of the hold with {} open{}\n  \
+         => {:.0} bytes per connection (held), {:.0} right after the ramp",
+        result.summary(&idle_args.url),
+        args.pid,
+        kib(before),
+        kib(rss_ready),
+        fmt_count(open_ready),
+        kib(rss_held),
+        fmt_count(open_held),
+        after.map_or(String::new(), |a| format!(", {} KiB after closing", kib(a))),
+        per_conn_held,
+        per_conn_ready,
+    );
+    emit(common, &summary, &json);
+    Ok(result.ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_vm_rss_in_kilobytes() {
+        let status = "Name:\twsd\nVmPeak:\t  9000 kB\nVmRSS:\t    4321 kB\nThreads:\t1\n";
+        assert_eq!(parse_vm_rss(status), Some(4321 * 1024));
+        assert_eq!(parse_vm_rss("Name: x\n"), None);
+        assert_eq!(parse_vm_rss("VmRSS: lots kB\n"), None);
+    }
+
+    #[test]
+    fn reads_own_rss() {
+        let rss = vm_rss(std::process::id()).unwrap();
+        assert!(rss > 0);
+    }
+
+    #[test]
+    fn bytes_per_connection_can_be_negative_and_handles_zero() {
+        assert_eq!(per_connection(1000, 3000, 4), 500.0);
+        assert_eq!(per_connection(3000, 1000, 4), -500.0);
+        assert_eq!(per_connection(1, 2, 0), 0.0);
+    }
+
+    #[test]
+    fn nested_idle_parses_with_or_without_double_dash() {
+        for argv in [
+            vec!["rss", "idle", "--url", "ws://127.0.0.1:1/", "-n", "5"],
+            vec!["rss", "--", "idle", "--url", "ws://127.0.0.1:1/", "-n", "5"],
+        ] {
+            let filtered: Vec<&str> = argv
+                .iter()
+                .enumerate()
+                .filter(|(i, a)| !(*i == 1 && **a == "--"))
+                .map(|(_, a)| *a)
+                .collect();
+            let NestedScenario::Idle(a) = Nested::try_parse_from(filtered).unwrap().scenario;
+            assert_eq!(a.n, 5);
+        }
+    }
+}
