@@ -5,6 +5,7 @@ mod closing;
 mod frames;
 mod handshake_client;
 mod handshake_server;
+mod properties;
 mod rfc_examples;
 mod split_points;
 mod support;
