@@ -217,10 +217,7 @@ impl App {
 pub fn query_param(query: &str, key: &str) -> Option<String> {
     query
         .split('&')
-        .filter_map(|pair| match pair.split_once('=') {
-            Some((k, v)) => Some((k, v)),
-            None => Some((pair, "")),
-        })
+        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
         .find(|(k, _)| percent_decode(k).as_deref() == Some(key))
         .and_then(|(_, v)| percent_decode(&v.replace('+', " ")))
 }

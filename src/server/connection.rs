@@ -17,6 +17,9 @@ use crate::server::outbox::Outbox;
 use crate::server::timers::Tick;
 
 /// What the connection is doing.
+// The WebSocket variant is kept inline on purpose: boxing it would cost every
+// open connection a heap allocation, and most connections are WebSockets.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Phase {
     /// Reading an HTTP request head: the first one, or the next on a keep-alive connection.

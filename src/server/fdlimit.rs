@@ -41,7 +41,7 @@ pub fn raise_to_hard_limit() -> std::io::Result<FdLimit> {
         }
     }
     Ok(FdLimit {
-        soft: lim.rlim_cur as u64,
-        hard: lim.rlim_max as u64,
+        soft: lim.rlim_cur,
+        hard: lim.rlim_max,
     })
 }

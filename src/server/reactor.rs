@@ -305,10 +305,7 @@ impl Reactor {
     /// unless backpressure or a pending file transfer says to wait.
     fn read(&mut self, key: usize) {
         let mut rbuf = std::mem::take(&mut self.rbuf);
-        loop {
-            let Some(conn) = self.conns.get_mut(key) else {
-                break;
-            };
+        while let Some(conn) = self.conns.get_mut(key) {
             if conn.close_after_flush
                 || matches!(conn.phase, Phase::FileBody { .. })
                 || conn.outbox.len() >= self.settings.read_pause
@@ -322,8 +319,14 @@ impl Reactor {
             let end = (tail.len() + READ_CHUNK).min(rbuf.len());
             match conn.stream.read(&mut rbuf[tail.len()..end]) {
                 Ok(0) => {
-                    debug!("conn {}: peer closed the connection", conn.id);
-                    self.remove(key);
+                    debug!("conn {}: peer closed its side", conn.id);
+                    conn.inbuf = Vec::new();
+                    if conn.outbox.is_empty() {
+                        self.remove(key);
+                    } else {
+                        // A client may half-close right after its request: answer first.
+                        self.start_closing(key);
+                    }
                     break;
                 }
                 Ok(n) => {
@@ -350,10 +353,7 @@ impl Reactor {
     /// After our write side is shut: reads and drops input until EOF.
     fn discard_input(&mut self, key: usize) {
         let mut rbuf = std::mem::take(&mut self.rbuf);
-        loop {
-            let Some(conn) = self.conns.get_mut(key) else {
-                break;
-            };
+        while let Some(conn) = self.conns.get_mut(key) {
             match conn.stream.read(&mut rbuf) {
                 Ok(0) => {
                     self.remove(key);
@@ -393,14 +393,13 @@ impl Reactor {
                         }
                         Err(e) => {
                             conn.outbox.append(|out| write_error_response(out, &e));
-                            conn.close_after_flush = true;
                             self.stats.handshake_failures += 1;
                             let id = conn.id;
                             self.log_peer(format_args!(
                                 "conn {id}: bad request: {e} (answered {})",
                                 e.status()
                             ));
-                            self.mark_dirty(key);
+                            self.start_closing(key);
                             pos = data.len();
                             break;
                         }
@@ -450,9 +449,7 @@ impl Reactor {
                         conn.id,
                         e.close_code().0
                     );
-                    conn.close_after_flush = true;
-                    conn.since = self.now;
-                    self.mark_dirty(key);
+                    self.start_closing(key);
                     return data.len();
                 }
             };
@@ -466,9 +463,7 @@ impl Reactor {
             };
             if let Phase::WebSocket(session) = &conn.phase {
                 if session.ws.state() == State::Closed {
-                    conn.close_after_flush = true;
-                    conn.since = self.now;
-                    self.mark_dirty(key);
+                    self.start_closing(key);
                     return data.len();
                 }
             }
@@ -493,6 +488,7 @@ impl Reactor {
             Err(e) => {
                 conn.outbox.append(|out| write_error_response(out, &e));
                 conn.close_after_flush = true;
+                conn.since = self.now;
                 self.stats.handshake_failures += 1;
                 self.log_peer(format_args!(
                     "conn {id}: refused upgrade {} {}: {e} (answered {})",
@@ -525,6 +521,7 @@ impl Reactor {
                 Admission::Reject(rejection) => {
                     conn.outbox.append(|out| rejection.write(out));
                     conn.close_after_flush = true;
+                    conn.since = self.now;
                     self.stats.handshake_failures += 1;
                     self.log_peer(format_args!(
                         "conn {id}: refused upgrade to {}: {} (answered {})",
@@ -550,12 +547,13 @@ impl Reactor {
                                     write_closing_response(out, 503, &[], &format!("chat: {e}"))
                                 });
                                 conn.close_after_flush = true;
+                                conn.since = self.now;
                                 self.stats.handshake_failures += 1;
                                 self.log_peer(format_args!(
                                     "conn {id}: refused chat join on {}: {e}",
                                     route.path
                                 ));
-                                self.mark_dirty(key);
+                                self.start_closing(key);
                                 return;
                             }
                         },
@@ -744,6 +742,19 @@ impl Reactor {
 
     // ---- writing ----
 
+    /// Closes the connection once its queued output is written (or the close
+    /// timeout passes, for a peer that stops reading).
+    fn start_closing(&mut self, key: usize) {
+        if let Some(conn) = self.conns.get_mut(key) {
+            if !conn.close_after_flush {
+                conn.close_after_flush = true;
+                conn.since = self.now;
+            }
+        }
+        self.mark_dirty(key);
+        self.check_timeouts(key);
+    }
+
     fn mark_dirty(&mut self, key: usize) {
         if let Some(conn) = self.conns.get_mut(key) {
             if !conn.dirty {
@@ -803,10 +814,9 @@ impl Reactor {
             if conn.read_blocked
                 && !conn.close_after_flush
                 && conn.outbox.len() < self.settings.read_pause / 2
+                && !matches!(conn.phase, Phase::FileBody { .. })
             {
-                if !matches!(conn.phase, Phase::FileBody { .. }) {
-                    self.read(key);
-                }
+                self.read(key);
             }
         }
     }
@@ -1070,11 +1080,7 @@ impl Reactor {
                 }
                 Phase::WebSocket(_) => {}
                 Phase::Request if conn.outbox.is_empty() => self.remove(key),
-                _ => {
-                    conn.close_after_flush = true;
-                    conn.since = self.now;
-                    self.mark_dirty(key);
-                }
+                _ => self.start_closing(key),
             }
         }
     }
