@@ -315,6 +315,12 @@ impl Reactor {
             }
             conn.read_blocked = false;
             let tail = std::mem::take(&mut conn.inbuf);
+            if tail.len() > self.settings.request_limits.max_head_bytes {
+                // Pipelined requests left more than a request head: work through
+                // them before reading more, so the tail always fits the buffer.
+                self.process(key, &tail);
+                continue;
+            }
             rbuf[..tail.len()].copy_from_slice(&tail);
             let end = (tail.len() + READ_CHUNK).min(rbuf.len());
             match conn.stream.read(&mut rbuf[tail.len()..end]) {
