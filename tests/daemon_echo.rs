@@ -1,0 +1,194 @@
+//! Behaviour tests of the daemon's echo route over real loopback sockets: text and
+//! binary messages of every length class come back unchanged, fragmented messages
+//! come back whole, pings get pongs, and frames pipelined behind the handshake
+//! are processed.
+//!
+//! Owns only assertions about what the running binary sends back. It must never
+//! reach into the daemon's internals; tungstenite is the independent client and
+//! the raw client is used where the protocol must be driven by hand.
+
+mod common;
+#[path = "common/raw.rs"]
+mod raw;
+
+use std::net::TcpStream;
+use std::time::Duration;
+
+use common::Wsd;
+use raw::{client_frame, Raw, OP_BINARY, OP_CONT, OP_PING, OP_PONG, OP_TEXT, WAIT};
+use tungstenite::Message;
+
+const CONFIG: &str = r#"
+[log]
+level = "info"
+[timeouts]
+handshake = "2s"
+ping_interval = "0s"
+close = "300ms"
+shutdown = "300ms"
+[[route]]
+path = "/echo"
+kind = "echo"
+"#;
+
+type Client = tungstenite::WebSocket<TcpStream>;
+
+fn connect(wsd: &Wsd, path: &str) -> Client {
+    let stream = TcpStream::connect(wsd.addr).expect("connect");
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    stream.set_write_timeout(Some(WAIT)).unwrap();
+    let (ws, response) = tungstenite::client(wsd.url(path), stream).expect("handshake");
+    assert_eq!(response.status(), 101);
+    ws
+}
+
+/// A payload whose bytes depend on their position, so a reordered or shifted
+/// echo cannot pass.
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 31 + i / 251) as u8).collect()
+}
+
+#[test]
+fn binary_messages_of_every_length_class_come_back_unchanged() {
+    let wsd = Wsd::start(CONFIG);
+    let mut ws = connect(&wsd, "/echo");
+    for len in [0, 1, 125, 126, 127, 65535, 65536, 1 << 20] {
+        let data = pattern(len);
+        ws.send(Message::binary(data.clone())).unwrap();
+        match ws.read().unwrap() {
+            Message::Binary(got) => {
+                assert_eq!(got.len(), len);
+                assert!(got[..] == data[..], "binary echo of {len} bytes differs");
+            }
+            other => panic!("expected binary of {len} bytes, got {other:?}"),
+        }
+    }
+    ws.close(None).unwrap();
+}
+
+#[test]
+fn text_messages_of_every_length_class_come_back_unchanged() {
+    let wsd = Wsd::start(CONFIG);
+    let mut ws = connect(&wsd, "/echo");
+    for len in [0usize, 125, 126, 65535, 65536, 1 << 20] {
+        // Multi-byte characters across the whole message, cut to exactly `len` bytes.
+        let mut text: String = "aé€😀".chars().cycle().take(len).collect();
+        while text.len() > len {
+            text.pop();
+        }
+        while text.len() < len {
+            text.push('x');
+        }
+        ws.send(Message::text(text.clone())).unwrap();
+        match ws.read().unwrap() {
+            Message::Text(got) => assert!(got.as_str() == text, "text echo of {len} bytes differs"),
+            other => panic!("expected text of {len} bytes, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn many_messages_in_a_row_come_back_in_order() {
+    let wsd = Wsd::start(CONFIG);
+    let mut ws = connect(&wsd, "/echo");
+    for i in 0..200 {
+        ws.write(Message::text(format!("message {i}"))).unwrap();
+    }
+    ws.flush().unwrap();
+    for i in 0..200 {
+        assert_eq!(
+            ws.read().unwrap(),
+            Message::text(format!("message {i}")),
+            "message {i}"
+        );
+    }
+}
+
+#[test]
+fn fragmented_text_message_is_echoed_whole() {
+    let wsd = Wsd::start(CONFIG);
+    let mut raw = Raw::upgrade(wsd.addr, "/echo");
+    // "héllo wörld" split inside the two-byte characters.
+    let text = "héllo wörld".as_bytes();
+    raw.send_frame(false, OP_TEXT, &text[..2]);
+    raw.send_frame(false, OP_CONT, &text[2..8]);
+    raw.send_frame(true, OP_CONT, &text[8..]);
+    let f = raw.expect_frame("the echoed message");
+    assert!(f.fin, "the echo is one unfragmented frame");
+    assert_eq!(f.opcode, OP_TEXT);
+    assert!(!f.masked);
+    assert_eq!(f.payload, text);
+}
+
+#[test]
+fn fragmented_binary_message_with_a_ping_between_fragments_is_echoed_whole() {
+    let wsd = Wsd::start(CONFIG);
+    let mut raw = Raw::upgrade(wsd.addr, "/echo");
+    let data = pattern(70_000);
+    raw.send_frame(false, OP_BINARY, &data[..10]);
+    raw.send_frame(true, OP_PING, b"between");
+    raw.send_frame(false, OP_CONT, &data[10..66_000]);
+    raw.send_frame(false, OP_CONT, &[]);
+    raw.send_frame(true, OP_CONT, &data[66_000..]);
+    let pong = raw.expect_frame("the pong");
+    assert_eq!(pong.opcode, OP_PONG, "{pong:?}");
+    assert_eq!(pong.payload, b"between");
+    let f = raw.expect_frame("the echoed message");
+    assert_eq!((f.fin, f.opcode), (true, OP_BINARY));
+    assert!(f.payload == data, "reassembled message differs");
+}
+
+#[test]
+fn ping_gets_a_pong_with_the_same_payload() {
+    let wsd = Wsd::start(CONFIG);
+    let mut raw = Raw::upgrade(wsd.addr, "/echo");
+    for payload in [&b""[..], b"x", &[0xAB; 125][..]] {
+        raw.send_frame(true, OP_PING, payload);
+        let f = raw.expect_frame("a pong");
+        assert_eq!(f.opcode, OP_PONG, "{f:?}");
+        assert!(f.fin);
+        assert_eq!(f.payload, payload);
+    }
+}
+
+#[test]
+fn unsolicited_pong_is_ignored() {
+    let wsd = Wsd::start(CONFIG);
+    let mut raw = Raw::upgrade(wsd.addr, "/echo");
+    raw.send_frame(true, OP_PONG, b"nobody asked");
+    raw.send_frame(true, OP_TEXT, b"after");
+    let f = raw.expect_frame("the echo");
+    assert_eq!((f.opcode, &f.payload[..]), (OP_TEXT, &b"after"[..]));
+}
+
+#[test]
+fn frames_pipelined_in_the_handshake_packet_are_processed() {
+    let wsd = Wsd::start(CONFIG);
+    let mut pipelined = client_frame(OP_TEXT, b"first");
+    pipelined.extend(client_frame(OP_PING, b"p"));
+    pipelined.extend(client_frame(OP_BINARY, &[1, 2, 3]));
+    let (mut raw, response) = Raw::try_upgrade(wsd.addr, "/echo", "", &pipelined);
+    assert_eq!(response.status, 101);
+    assert_eq!(response.header("Sec-WebSocket-Accept"), Some(raw::ACCEPT));
+    let f = raw.expect_frame("echo of first");
+    assert_eq!((f.opcode, &f.payload[..]), (OP_TEXT, &b"first"[..]));
+    let f = raw.expect_frame("pong");
+    assert_eq!((f.opcode, &f.payload[..]), (OP_PONG, &b"p"[..]));
+    let f = raw.expect_frame("echo of binary");
+    assert_eq!((f.opcode, &f.payload[..]), (OP_BINARY, &[1u8, 2, 3][..]));
+}
+
+#[test]
+fn frames_split_into_single_bytes_are_reassembled() {
+    let wsd = Wsd::start(CONFIG);
+    let mut raw = Raw::upgrade(wsd.addr, "/echo");
+    let data = pattern(300);
+    let bytes = client_frame(OP_BINARY, &data);
+    for b in &bytes {
+        raw.send(std::slice::from_ref(b));
+        // Give each byte its own segment where the kernel allows it.
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let f = raw.expect_frame("the echo");
+    assert_eq!((f.opcode, f.payload), (OP_BINARY, data));
+}
