@@ -49,7 +49,7 @@ impl Request {
         if self.minor_version < 1 {
             return Err(HandshakeError::HttpVersionTooOld);
         }
-        if self.header("Host").is_none_or(|h| h.trim().is_empty()) {
+        if self.header("Host").unwrap_or("").trim().is_empty() {
             return Err(HandshakeError::MissingHost);
         }
         if !self.has_token("Connection", "upgrade") {

@@ -341,7 +341,7 @@ proptest! {
         match hs.parse_response(&input) {
             Ok(Some((accepted, n))) => {
                 prop_assert!(n <= input.len());
-                prop_assert!(accepted.protocol.map_or(true, |p| p == "chat"));
+                prop_assert!(matches!(accepted.protocol.as_deref(), None | Some("chat")));
             }
             Ok(None) => prop_assert!(input.len() < client_handshake::MAX_RESPONSE_HEAD),
             Err(_) => {}
