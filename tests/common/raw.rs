@@ -167,7 +167,11 @@ pub struct Raw {
 impl Raw {
     /// Connects (bounded) to `addr`.
     pub fn connect(addr: SocketAddr) -> Raw {
-        let stream = TcpStream::connect_timeout(&addr, WAIT).expect("connect to wsd");
+        Raw::from_stream(TcpStream::connect_timeout(&addr, WAIT).expect("connect to wsd"))
+    }
+
+    /// Wraps an already connected stream (e.g. one with a tiny receive buffer).
+    pub fn from_stream(stream: TcpStream) -> Raw {
         stream.set_nodelay(true).expect("nodelay");
         stream.set_write_timeout(Some(WAIT)).expect("write timeout");
         Raw {
@@ -187,6 +191,14 @@ impl Raw {
         );
         assert_eq!(response.header("Sec-WebSocket-Accept"), Some(ACCEPT));
         raw
+    }
+
+    /// Upgrades an already connected raw client on `path`; asserts the 101.
+    pub fn upgrade_on(mut self, path: &str) -> Raw {
+        self.send(upgrade_request(path, "").as_bytes());
+        let response = self.read_head(WAIT).expect("a response head");
+        assert_eq!(response.status, 101, "upgrade on {path}: {response:?}");
+        self
     }
 
     /// Connects and sends an upgrade request with `extra` headers, followed in the
