@@ -1,0 +1,149 @@
+//! Behaviour tests of the daemon with many connections over loopback: 2,000
+//! WebSocket clients open at once, each echoes a message and closes cleanly, and
+//! `max_connections` turns the surplus away with 503 while the rest keep working.
+//!
+//! Owns assertions on what the clients see and on the daemon's final counters.
+//! It must never assert on speed; every read has a timeout.
+
+mod common;
+#[path = "common/raw.rs"]
+mod raw;
+
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::Wsd;
+use raw::{http_exchange, Raw, WAIT};
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::CloseFrame;
+use tungstenite::Message;
+
+const CLIENTS: usize = 2000;
+
+type Client = tungstenite::WebSocket<TcpStream>;
+
+fn connect(wsd: &Wsd) -> Client {
+    let stream = TcpStream::connect_timeout(&wsd.addr, WAIT).expect("connect");
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    stream.set_write_timeout(Some(WAIT)).unwrap();
+    let (ws, response) = tungstenite::client(wsd.url("/echo"), stream).expect("handshake");
+    assert_eq!(response.status(), 101);
+    ws
+}
+
+/// Completes a close we started: the server's answer, then the end of the stream.
+fn finish_close(ws: &mut Client, i: usize) {
+    let mut answered = false;
+    for _ in 0..4 {
+        match ws.read() {
+            Ok(Message::Close(Some(f))) => {
+                assert_eq!(f.code, CloseCode::Normal, "client {i}");
+                answered = true;
+            }
+            Ok(other) => panic!("client {i}: unexpected {other:?}"),
+            Err(tungstenite::Error::ConnectionClosed) => {
+                assert!(answered, "client {i}: closed without answering our close");
+                return;
+            }
+            Err(e) => panic!("client {i}: close did not complete cleanly: {e}"),
+        }
+    }
+    panic!("client {i}: the close never completed");
+}
+
+#[test]
+fn two_thousand_concurrent_clients_each_echo_and_close_cleanly() {
+    let mut wsd = Wsd::start(
+        r#"
+[log]
+level = "info"
+[server]
+backlog = 4096
+[timeouts]
+ping_interval = "0s"
+close = "2s"
+[[route]]
+path = "/echo"
+kind = "echo"
+"#,
+    );
+    let mut clients: Vec<Client> = (0..CLIENTS).map(|_| connect(&wsd)).collect();
+    // All are open now; every one of them talks.
+    for (i, ws) in clients.iter_mut().enumerate() {
+        ws.send(Message::text(format!("client {i}"))).unwrap();
+    }
+    for (i, ws) in clients.iter_mut().enumerate() {
+        assert_eq!(
+            ws.read().expect("echo"),
+            Message::text(format!("client {i}"))
+        );
+    }
+    for ws in clients.iter_mut() {
+        ws.close(Some(CloseFrame {
+            code: CloseCode::Normal,
+            reason: "done".into(),
+        }))
+        .unwrap();
+    }
+    for (i, ws) in clients.iter_mut().enumerate() {
+        finish_close(ws, i);
+    }
+    drop(clients);
+    let status = wsd.terminate(WAIT).expect("wsd exits");
+    assert!(status.success());
+    let summary = wsd.wait_for_log("stopped:", WAIT).expect("summary");
+    assert!(
+        summary.contains(&format!("handshakes {CLIENTS} ")),
+        "{summary}"
+    );
+    assert!(
+        summary.contains(&format!("messages in {CLIENTS} out {CLIENTS} ")),
+        "{summary}"
+    );
+    assert!(
+        summary.contains(&format!("closes received {{1000: {CLIENTS}}}")),
+        "{summary}"
+    );
+    assert!(summary.contains("protocol errors 0 "), "{summary}");
+}
+
+#[test]
+fn connections_over_max_connections_get_503_and_a_freed_slot_is_reused() {
+    let wsd = Wsd::start(
+        r#"
+[log]
+level = "info"
+[server]
+max_connections = 5
+[timeouts]
+ping_interval = "0s"
+close = "300ms"
+[[route]]
+path = "/echo"
+kind = "echo"
+"#,
+    );
+    let mut clients: Vec<Client> = (0..5).map(|_| connect(&wsd)).collect();
+    let refused = http_exchange(wsd.addr, raw::upgrade_request("/echo", "").as_bytes());
+    assert_eq!(refused.status, 503, "{refused:?}");
+    assert!(refused.header("Retry-After").is_some(), "{refused:?}");
+    // The five keep working.
+    for (i, ws) in clients.iter_mut().enumerate() {
+        ws.send(Message::binary(vec![i as u8; 10])).unwrap();
+        assert_eq!(ws.read().unwrap(), Message::binary(vec![i as u8; 10]));
+    }
+    // One leaves; its slot becomes free once the server has seen it go.
+    let mut leaving = clients.pop().unwrap();
+    leaving.close(None).unwrap();
+    while leaving.read().is_ok() {}
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (_raw, response) = Raw::try_upgrade(wsd.addr, "/echo", "", &[]);
+        if response.status == 101 {
+            break;
+        }
+        assert_eq!(response.status, 503);
+        assert!(Instant::now() < deadline, "the freed slot was never reused");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
