@@ -71,7 +71,7 @@ test('two pages chat through wsd in a real browser', { timeout: TEST_MS }, async
       executablePath: CHROMIUM,
       headless: true,
       timeout: 20_000,
-      viewport: { width: 1000, height: 640 },
+      viewport: { width: 1000, height: 760 },
       args: [
         '--headless',
         '--no-sandbox',
