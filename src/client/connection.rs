@@ -66,6 +66,8 @@ pub enum ConnError {
     /// EADDRNOTAVAIL/EADDRINUSE on connect or bind: ephemeral ports are exhausted
     /// for this source address (or the source address does not exist).
     AddrNotAvailable,
+    /// EADDRINUSE binding an explicitly chosen local port (the caller may try another).
+    AddrInUse,
     /// ECONNRESET/EPIPE.
     Reset,
     /// The server closed TCP before the handshake finished.
@@ -84,7 +86,8 @@ impl ConnError {
         match e.raw_os_error() {
             Some(libc::ECONNREFUSED) => ConnError::Refused,
             Some(libc::EMFILE) | Some(libc::ENFILE) => ConnError::TooManyFiles,
-            Some(libc::EADDRNOTAVAIL) | Some(libc::EADDRINUSE) => ConnError::AddrNotAvailable,
+            Some(libc::EADDRNOTAVAIL) => ConnError::AddrNotAvailable,
+            Some(libc::EADDRINUSE) => ConnError::AddrInUse,
             Some(libc::ECONNRESET) | Some(libc::EPIPE) => ConnError::Reset,
             Some(libc::ETIMEDOUT) => ConnError::Timeout,
             _ => ConnError::Io(e),
@@ -98,6 +101,7 @@ impl ConnError {
             ConnError::Timeout => "timeout",
             ConnError::TooManyFiles => "emfile",
             ConnError::AddrNotAvailable => "eaddrnotavail",
+            ConnError::AddrInUse => "eaddrinuse",
             ConnError::Reset => "reset",
             ConnError::ClosedDuringHandshake => "closed_during_handshake",
             ConnError::Handshake(_) => "handshake",
@@ -118,6 +122,7 @@ impl fmt::Display for ConnError {
             ConnError::AddrNotAvailable => f.write_str(
                 "address not available (EADDRNOTAVAIL): ephemeral ports exhausted for this source address",
             ),
+            ConnError::AddrInUse => f.write_str("local address already in use (EADDRINUSE)"),
             ConnError::Reset => f.write_str("connection reset by peer"),
             ConnError::ClosedDuringHandshake => {
                 f.write_str("server closed the connection during the handshake")
@@ -184,21 +189,44 @@ fn random_u64() -> io::Result<u64> {
 }
 
 impl Connection {
-    /// Creates a non-blocking socket, binds it if asked, starts connecting and queues
-    /// the upgrade request. Errors here (EMFILE, EADDRNOTAVAIL, ...) are immediate.
+    /// Creates a non-blocking socket, binds it to `spec.source` if set (the kernel
+    /// picks the port), starts connecting and queues the upgrade request. Errors
+    /// here (EMFILE, EADDRNOTAVAIL, ...) are immediate.
     pub fn start(spec: &ConnectSpec) -> Result<Connection, ConnError> {
+        Self::start_from(spec, spec.source.map(|ip| SocketAddr::new(ip, 0)))
+    }
+
+    /// Like [`Connection::start`], bound to `local` (an explicit port, or port 0).
+    /// With an explicit port, `AddrInUse`/`AddrNotAvailable` mean "try another port";
+    /// with port 0 they mean the ephemeral ports are exhausted.
+    pub fn start_from(
+        spec: &ConnectSpec,
+        local: Option<SocketAddr>,
+    ) -> Result<Connection, ConnError> {
         let domain = Domain::for_address(spec.addr);
         let socket = Socket::new(domain, Type::STREAM.nonblocking(), Some(Protocol::TCP))
             .map_err(ConnError::from_io)?;
-        if let Some(ip) = spec.source {
-            socket
-                .bind(&SockAddr::from(SocketAddr::new(ip, 0)))
-                .map_err(ConnError::from_io)?;
+        let exhausted = |e: ConnError| match e {
+            ConnError::AddrInUse => ConnError::AddrNotAvailable,
+            other => other,
+        };
+        if let Some(local) = local {
+            socket.bind(&SockAddr::from(local)).map_err(|e| {
+                let e = ConnError::from_io(e);
+                if local.port() == 0 {
+                    exhausted(e)
+                } else {
+                    e
+                }
+            })?;
         }
         match socket.connect(&SockAddr::from(spec.addr)) {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) if !matches!(local, Some(l) if l.port() != 0) => {
+                return Err(exhausted(ConnError::from_io(e)))
+            }
             Err(e) => return Err(ConnError::from_io(e)),
         }
         if spec.nodelay {

@@ -147,8 +147,7 @@ pub fn run(args: &BroadcastArgs) -> Result<bool, String> {
     random_bytes(&mut run_id).map_err(|e| e.to_string())?;
     let run_id: String = run_id.iter().map(|b| format!("{b:02x}")).collect();
     let spec = connect_spec(&args.url, &args.common)?;
-    let mut fleet: Fleet<Member> = Fleet::new(spec, secs(args.common.timeout))
-        .map_err(|e| format!("cannot create poller: {e}"))?;
+    let mut fleet: Fleet<Member> = super::fleet(spec, &args.common)?;
     let poll_err = |e: std::io::Error| format!("poll failed: {e}");
     let mut run = Run {
         base: Instant::now(),

@@ -145,7 +145,7 @@ impl Run {
             return;
         };
         self.received += 1;
-        if self.window_end.map_or(true, |end| now <= end) {
+        if !matches!(self.window_end, Some(end) if now > end) {
             self.received_in_window += 1;
         }
         self.rtt
@@ -180,8 +180,7 @@ pub fn run(args: &EchoArgs) -> Result<bool, String> {
         ));
     }
     let spec = connect_spec(&args.url, &args.common)?;
-    let mut fleet: Fleet<EchoConn> = Fleet::new(spec, secs(args.common.timeout))
-        .map_err(|e| format!("cannot create poller: {e}"))?;
+    let mut fleet: Fleet<EchoConn> = super::fleet(spec, &args.common)?;
     let mut run = Run {
         payloads: Payloads::new(args.size),
         kind: if args.binary {

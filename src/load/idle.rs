@@ -262,8 +262,7 @@ pub fn run_local(
     hook: &mut dyn FnMut(IdlePhase, u64),
 ) -> Result<IdleResult, String> {
     let spec = connect_spec(&args.url, &args.common)?;
-    let mut fleet: Fleet<()> = Fleet::new(spec, secs(args.common.timeout))
-        .map_err(|e| format!("cannot create poller: {e}"))?;
+    let mut fleet: Fleet<()> = super::fleet(spec, &args.common)?;
     let mut progress = Progress::new(args.common.progress);
     let last_open = Cell::new(None::<Instant>);
     let pongs = Cell::new(0u64);

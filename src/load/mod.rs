@@ -58,9 +58,14 @@ pub struct CommonArgs {
     /// Seconds allowed for connect plus handshake, per connection.
     #[arg(long, default_value_t = 10.0, value_name = "SECS")]
     pub timeout: f64,
-    /// Bind every socket to this local address before connecting.
+    /// Bind every socket to this local address before connecting (default for a
+    /// loopback server: 127.0.0.1 or ::1).
     #[arg(long, value_name = "IP")]
     pub source_ip: Option<IpAddr>,
+    /// Let the kernel choose local ports instead of binding explicit ones; past
+    /// ~14,000 connections from one address its search makes each connect() slow.
+    #[arg(long)]
+    pub kernel_ports: bool,
 }
 
 /// Runs one load scenario. Exit codes: 0 success, 1 setup error, 2 the run saw
@@ -112,8 +117,20 @@ pub fn connect_spec(url: &str, common: &CommonArgs) -> Result<ConnectSpec, Strin
     let parsed = WsUrl::parse(url).map_err(|e| e.to_string())?;
     let addr: SocketAddr = parsed.resolve().map_err(|e| e.to_string())?;
     let mut spec = ConnectSpec::new(addr, parsed);
-    spec.source = common.source_ip;
+    spec.source = common.source_ip.or_else(|| {
+        let lo = addr.ip().is_loopback() && !common.kernel_ports;
+        lo.then_some(match addr {
+            SocketAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            SocketAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+        })
+    });
     Ok(spec)
+}
+
+/// A fleet for `spec` with this run's handshake timeout and port policy.
+pub fn fleet<T>(spec: ConnectSpec, common: &CommonArgs) -> Result<fleet::Fleet<T>, String> {
+    fleet::Fleet::new(spec, secs(common.timeout), !common.kernel_ports)
+        .map_err(|e| format!("cannot create poller: {e}"))
 }
 
 /// A duration from seconds given on the command line.

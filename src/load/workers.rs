@@ -125,6 +125,9 @@ pub fn run_parent(
             .args(["--progress", &args.common.progress.to_string()])
             .args(["--source-ip", &source_ip(i).to_string()])
             .arg("--wait-go");
+        if args.common.kernel_ports {
+            cmd.arg("--kernel-ports");
+        }
         if let Some(k) = args.ping_interval {
             cmd.args(["--ping-interval", &k.to_string()]);
         }
