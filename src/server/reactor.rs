@@ -507,7 +507,10 @@ impl Reactor {
                 let reply = self.app.plain_http(&request);
                 debug!(
                     "conn {id}: {} {} -> {}",
-                    request.method, request.target, reply.status
+                    request.method,
+                    // Never the query: it may carry a ticket.
+                    request.path(),
+                    reply.status
                 );
                 conn.outbox.push_owned(reply.head);
                 match reply.body {
@@ -576,7 +579,8 @@ impl Reactor {
                     self.stats.handshakes += 1;
                     debug!(
                         "conn {id}: upgraded on {}{}{}",
-                        request.target,
+                        // Never the query: it may carry a ticket.
+                        request.path(),
                         accepted
                             .protocol
                             .map(|p| format!(" protocol {p}"))
