@@ -73,13 +73,22 @@ impl Wsd {
                     if let Some(addr) = line.split("listening on ").nth(1) {
                         let addr = addr.split_whitespace().next().unwrap_or("");
                         if let Ok(addr) = addr.parse() {
-                            return Wsd { child, addr, log: rx, dir };
+                            return Wsd {
+                                child,
+                                addr,
+                                log: rx,
+                                dir,
+                            };
                         }
                     }
                 }
                 Err(_) => {
                     let _ = child.kill();
-                    panic!("wsd did not report a listening address within 10 s");
+                    let _ = child.wait();
+                    panic!(
+                        "wsd did not report a listening address within 10 s \
+                         (the config's log level must be info or more verbose)"
+                    );
                 }
             }
         }
