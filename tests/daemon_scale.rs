@@ -13,7 +13,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::Wsd;
-use raw::{http_exchange, Raw, WAIT};
+use raw::{http_exchange, rss_kib, Raw, WAIT};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::CloseFrame;
 use tungstenite::Message;
@@ -67,17 +67,25 @@ path = "/echo"
 kind = "echo"
 "#,
     );
+    let before = rss_kib(wsd.child.id());
     let mut clients: Vec<Client> = (0..CLIENTS).map(|_| connect(&wsd)).collect();
     // All are open now; every one of them talks.
     for (i, ws) in clients.iter_mut().enumerate() {
-        ws.send(Message::text(format!("client {i}"))).unwrap();
+        ws.send(Message::text(format!("client {i} {}", "x".repeat(i))))
+            .unwrap();
     }
     for (i, ws) in clients.iter_mut().enumerate() {
         assert_eq!(
             ws.read().expect("echo"),
-            Message::text(format!("client {i}"))
+            Message::text(format!("client {i} {}", "x".repeat(i)))
         );
     }
+    // Idle again, the connections hold no buffers: a generous 8 KiB each.
+    let idle = rss_kib(wsd.child.id());
+    assert!(
+        idle.saturating_sub(before) < (CLIENTS as u64) * 8,
+        "RSS {before} KiB -> {idle} KiB with {CLIENTS} idle connections"
+    );
     for ws in clients.iter_mut() {
         ws.close(Some(CloseFrame {
             code: CloseCode::Normal,
@@ -124,9 +132,13 @@ kind = "echo"
 "#,
     );
     let mut clients: Vec<Client> = (0..5).map(|_| connect(&wsd)).collect();
-    let refused = http_exchange(wsd.addr, raw::upgrade_request("/echo", "").as_bytes());
-    assert_eq!(refused.status, 503, "{refused:?}");
-    assert!(refused.header("Retry-After").is_some(), "{refused:?}");
+    // Every surplus connection reads its 503, even one whose request arrived
+    // before the server turned it away.
+    for attempt in 0..50 {
+        let refused = http_exchange(wsd.addr, raw::upgrade_request("/echo", "").as_bytes());
+        assert_eq!(refused.status, 503, "attempt {attempt}: {refused:?}");
+        assert!(refused.header("Retry-After").is_some(), "{refused:?}");
+    }
     // The five keep working.
     for (i, ws) in clients.iter_mut().enumerate() {
         ws.send(Message::binary(vec![i as u8; 10])).unwrap();
