@@ -269,3 +269,33 @@ fn a_member_that_stops_reading_does_not_hold_up_the_others() {
         assert_eq!(next_chat(&mut talker), Message::binary(m), "message {i}");
     }
 }
+
+#[test]
+fn a_fragmented_message_is_broadcast_whole() {
+    let wsd = Wsd::start(CONFIG);
+    let (mut listener, _) = member(&wsd, "f");
+    let mut sender = Raw::upgrade(wsd.addr, "/chat?room=f");
+    assert_eq!(field(&next_text(&mut listener), "type"), "join");
+    sender.send_frame(false, raw::OP_TEXT, "frag".as_bytes());
+    sender.send_frame(false, raw::OP_CONT, "ment".as_bytes());
+    sender.send_frame(true, raw::OP_CONT, "ed é".as_bytes());
+    assert_eq!(next(&mut listener), Message::text("fragmented é"));
+}
+
+#[test]
+fn a_member_sending_invalid_utf8_is_closed_and_nothing_reaches_the_room() {
+    let wsd = Wsd::start(CONFIG);
+    let (mut listener, _) = member(&wsd, "u");
+    let mut bad = Raw::upgrade(wsd.addr, "/chat?room=u");
+    let welcome = bad.expect_frame("welcome");
+    let id = field(std::str::from_utf8(&welcome.payload).unwrap(), "id");
+    assert_eq!(field(&next_text(&mut listener), "type"), "join");
+    bad.send_frame(true, raw::OP_TEXT, b"broken \xff text");
+    assert_eq!(bad.expect_close(), Some(1007));
+    // The next thing the room sees is the leave, not the broken message.
+    let left = next_text(&mut listener);
+    assert_eq!(
+        (field(&left, "type"), field(&left, "id")),
+        ("leave".into(), id)
+    );
+}

@@ -185,3 +185,67 @@ kind = "echo"
     let status = wsd.terminate(WAIT).expect("wsd exits");
     assert!(status.success());
 }
+
+#[test]
+fn data_sent_after_the_servers_close_is_not_answered() {
+    let wsd = Wsd::start(
+        r#"
+[log]
+level = "info"
+[timeouts]
+ping_interval = "0s"
+close = "60s"
+shutdown = "60s"
+[[route]]
+path = "/echo"
+kind = "echo"
+"#,
+    );
+    let mut client = Raw::upgrade(wsd.addr, "/echo");
+    sigterm(&wsd);
+    assert_eq!(client.expect_close(), Some(1001));
+    // A client that still sends before answering gets no echo (RFC 6455 §5.5.1):
+    // after the server's close, only the end of the connection follows.
+    client.send_frame(true, raw::OP_TEXT, b"late message");
+    client.send_frame(true, OP_CLOSE, &raw::close_payload(1000, ""));
+    client.expect_eof();
+}
+
+#[test]
+fn sigint_shuts_down_like_sigterm() {
+    let mut wsd = Wsd::start(
+        r#"
+[log]
+level = "info"
+[timeouts]
+ping_interval = "0s"
+shutdown = "60s"
+[[route]]
+path = "/echo"
+kind = "echo"
+"#,
+    );
+    let mut client = Raw::upgrade(wsd.addr, "/echo");
+    let status = Command::new("kill")
+        .args(["-INT", &wsd.child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+    assert_eq!(client.expect_close(), Some(1001));
+    client.send_frame(true, OP_CLOSE, &raw::close_payload(1001, ""));
+    client.expect_eof();
+    // The server waits (at most its close timeout) for our side of TCP to close too.
+    drop(client);
+    let deadline = std::time::Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = wsd.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "wsd still running after SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}");
+}

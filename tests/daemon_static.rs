@@ -301,3 +301,64 @@ fn static_files_off_means_404_for_everything_but_routes() {
     ws.send_frame(true, raw::OP_TEXT, b"routes still work");
     assert_eq!(ws.expect_frame("echo").payload, b"routes still work");
 }
+
+#[test]
+fn a_query_string_does_not_change_the_file_served() {
+    let wsd = Wsd::start(CONFIG);
+    let r = http_exchange(
+        wsd.addr,
+        b"GET /chat.css?v=123 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status, 200);
+    assert!(r.body == repo_file("www/chat.css"));
+}
+
+#[test]
+fn if_modified_since_at_or_after_last_modified_gets_304() {
+    let wsd = Wsd::start(CONFIG);
+    let mut raw = Raw::connect(wsd.addr);
+    raw.send(get("/").as_bytes());
+    let first = raw.read_response(WAIT).unwrap();
+    let last_modified = first
+        .header("Last-Modified")
+        .expect("a Last-Modified header")
+        .to_owned();
+    raw.send(
+        format!("GET / HTTP/1.1\r\nHost: localhost\r\nIf-Modified-Since: {last_modified}\r\n\r\n")
+            .as_bytes(),
+    );
+    let r = raw.read_head(WAIT).expect("a response");
+    assert_eq!(r.status, 304, "{r:?}");
+    raw.send(b"GET / HTTP/1.1\r\nHost: localhost\r\nIf-Modified-Since: Thu, 01 Jan 1970 00:00:00 GMT\r\n\r\n");
+    let r = raw.read_response(WAIT).expect("a response");
+    assert_eq!(r.status, 200, "an old date gets the file");
+    assert_eq!(r.body.len(), first.body.len());
+}
+
+#[test]
+fn http_1_0_without_keep_alive_closes_after_the_response() {
+    let wsd = Wsd::start(CONFIG);
+    let mut raw = Raw::connect(wsd.addr);
+    raw.send(b"GET / HTTP/1.0\r\n\r\n");
+    let r = raw.read_response(WAIT).expect("a response");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, repo_file("www/index.html"));
+    assert!(
+        raw.wait_eof(WAIT),
+        "an HTTP/1.0 connection closes after one response"
+    );
+}
+
+#[test]
+fn a_keep_alive_connection_can_upgrade_after_a_plain_request() {
+    let wsd = Wsd::start(CONFIG);
+    let mut raw = Raw::connect(wsd.addr);
+    raw.send(get("/").as_bytes());
+    let r = raw.read_response(WAIT).expect("the page");
+    assert_eq!(r.status, 200);
+    raw.send(raw::upgrade_request("/echo", "").as_bytes());
+    let r = raw.read_head(WAIT).expect("the upgrade");
+    assert_eq!(r.status, 101, "{r:?}");
+    raw.send_frame(true, raw::OP_TEXT, b"upgraded");
+    assert_eq!(raw.expect_frame("echo").payload, b"upgraded");
+}
