@@ -343,3 +343,21 @@ fn protocol_errors_are_counted_by_close_code() {
         "{summary}"
     );
 }
+
+#[test]
+fn a_close_behind_a_large_message_comes_after_its_echo() {
+    let wsd = Wsd::start(&CONFIG.replace("max_frame_bytes = 1000", "max_frame_bytes = 3000"));
+    let mut raw = Raw::upgrade(wsd.addr, "/echo");
+    let mut bytes = Vec::new();
+    for i in 0..10u8 {
+        bytes.extend(raw::client_frame(OP_BINARY, &[i; 3000]));
+    }
+    bytes.extend(raw::client_frame(OP_CLOSE, &close_payload(1000, "done")));
+    raw.send(&bytes);
+    for i in 0..10u8 {
+        let f = raw.expect_frame("an echo before the close");
+        assert_eq!((f.opcode, f.payload), (OP_BINARY, vec![i; 3000]));
+    }
+    assert_eq!(raw.expect_close(), Some(1000));
+    raw.expect_eof();
+}

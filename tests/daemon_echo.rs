@@ -192,3 +192,71 @@ fn frames_split_into_single_bytes_are_reassembled() {
     let f = raw.expect_frame("the echo");
     assert_eq!((f.opcode, f.payload), (OP_BINARY, data));
 }
+
+#[test]
+fn a_megabyte_of_frames_pipelined_behind_the_handshake_is_all_echoed() {
+    let wsd = Wsd::start(CONFIG);
+    let mut pipelined = Vec::new();
+    for i in 0..20u8 {
+        pipelined.extend(client_frame(OP_BINARY, &vec![i; 50_000]));
+    }
+    let (mut raw, response) = Raw::try_upgrade(wsd.addr, "/echo", "", &pipelined);
+    assert_eq!(response.status, 101);
+    for i in 0..20u8 {
+        let f = raw.expect_frame("an echo");
+        assert_eq!(f.opcode, OP_BINARY);
+        assert!(f.payload == vec![i; 50_000], "echo {i} differs");
+    }
+}
+
+#[test]
+fn frames_cut_at_arbitrary_points_across_writes_are_reassembled() {
+    let wsd = Wsd::start(CONFIG);
+    let mut raw = Raw::upgrade(wsd.addr, "/echo");
+    let sizes: Vec<usize> = (0..120)
+        .map(|i| (i * 7919) % 70_000 / (1 + i % 5))
+        .collect();
+    let mut bytes = Vec::new();
+    for (i, &len) in sizes.iter().enumerate() {
+        let mut payload = pattern(len);
+        if let Some(first) = payload.first_mut() {
+            *first = i as u8;
+        }
+        bytes.extend(client_frame(OP_BINARY, &payload));
+    }
+    // Deterministic pseudo-random cut points, from 1 byte to a few KiB apart.
+    let reader = {
+        let mut r = Raw::from_stream(raw.stream.try_clone().unwrap());
+        let sizes = sizes.clone();
+        std::thread::spawn(move || {
+            for (i, &len) in sizes.iter().enumerate() {
+                let f = r.expect_frame("an echo");
+                let mut want = pattern(len);
+                if let Some(first) = want.first_mut() {
+                    *first = i as u8;
+                }
+                assert!(f.payload == want, "echo {i} of {len} bytes differs");
+            }
+        })
+    };
+    let mut pos = 0;
+    let mut seed: u32 = 12345;
+    while pos < bytes.len() {
+        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        let step = 1 + (seed >> 16) as usize % 4000;
+        let end = (pos + step).min(bytes.len());
+        raw.send(&bytes[pos..end]);
+        pos = end;
+    }
+    reader.join().expect("every echo arrived intact");
+}
+
+#[test]
+fn an_empty_fragmented_message_is_echoed_empty() {
+    let wsd = Wsd::start(CONFIG);
+    let mut raw = Raw::upgrade(wsd.addr, "/echo");
+    raw.send_frame(false, OP_TEXT, b"");
+    raw.send_frame(true, OP_CONT, b"");
+    let f = raw.expect_frame("the echo");
+    assert_eq!((f.fin, f.opcode, f.payload.len()), (true, OP_TEXT, 0));
+}
