@@ -12,7 +12,7 @@ mod common;
 mod raw;
 
 use std::io::{ErrorKind, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -49,15 +49,7 @@ echo_to_sender = false
 /// A member whose kernel receive buffer is tiny, so the server's queue for it
 /// fills after little data once it stops reading.
 fn slow_member(addr: SocketAddr, path: &str) -> Raw {
-    let socket = socket2::Socket::new(
-        socket2::Domain::IPV4,
-        socket2::Type::STREAM,
-        Some(socket2::Protocol::TCP),
-    )
-    .unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    socket.connect_timeout(&addr.into(), WAIT).unwrap();
-    Raw::from_stream(TcpStream::from(socket)).upgrade_on(path)
+    Raw::connect_small_rcvbuf(addr).upgrade_on(path)
 }
 
 /// Message `i` of the flood: its index, then bytes derived from it.

@@ -249,3 +249,37 @@ kind = "echo"
     };
     assert!(status.success(), "{status}");
 }
+
+#[test]
+fn a_file_download_in_progress_completes_before_the_daemon_exits() {
+    let base = common::temp_dir("shutdown-static");
+    let root = base.join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    let big: Vec<u8> = (0..8u32 << 20).map(|i| (i % 251) as u8).collect();
+    std::fs::write(root.join("big.bin"), &big).unwrap();
+    let mut wsd = Wsd::start(&format!(
+        r#"
+[log]
+level = "info"
+[timeouts]
+shutdown = "60s"
+[static]
+root = "{}"
+"#,
+        root.display()
+    ));
+    let mut raw = Raw::connect_small_rcvbuf(wsd.addr);
+    raw.send(b"GET /big.bin HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    let head = raw.read_head(WAIT).expect("the response head");
+    assert_eq!(head.status, 200);
+    // Most of the file is still on the server's side when the signal arrives.
+    sigterm(&wsd);
+    let mut body = std::mem::take(&mut raw.buf);
+    assert!(raw.wait_eof_collect(&mut body, WAIT), "the connection ends");
+    assert_eq!(body.len(), big.len(), "the download was cut short");
+    assert!(body == big, "the download arrived corrupted");
+    drop(raw);
+    let status = wsd.terminate(WAIT).expect("wsd exits");
+    assert!(status.success());
+    let _ = std::fs::remove_dir_all(base);
+}

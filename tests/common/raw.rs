@@ -170,6 +170,22 @@ impl Raw {
         Raw::from_stream(TcpStream::connect_timeout(&addr, WAIT).expect("connect to wsd"))
     }
 
+    /// Connects with a tiny kernel receive buffer, so that once this client stops
+    /// reading, the server's side fills after little data.
+    pub fn connect_small_rcvbuf(addr: SocketAddr) -> Raw {
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            Some(socket2::Protocol::TCP),
+        )
+        .expect("socket");
+        socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+        socket
+            .connect_timeout(&addr.into(), WAIT)
+            .expect("connect to wsd");
+        Raw::from_stream(TcpStream::from(socket))
+    }
+
     /// Wraps an already connected stream (e.g. one with a tiny receive buffer).
     pub fn from_stream(stream: TcpStream) -> Raw {
         stream.set_nodelay(true).expect("nodelay");
