@@ -1,0 +1,209 @@
+#!/usr/bin/env bash
+# Load benchmarks of wsd against the tokio-tungstenite peer (benches/peer-tokio),
+# over loopback only. Builds both in release mode, pins the server and the load
+# generator to different cores with taskset, runs every scenario RUNS times on a
+# fresh server and prints medians: our figure, the peer's, and the ratio.
+#
+# Usage: benches/load.sh [scenario...]     scenarios: idle echo16 echo4k chat1k chat10k
+# Environment: RUNS (default 3), SERVER_CPU (0), LOAD_CPU (1), IDLE_N (19000),
+#              ECHO_SECS (5), HOLD_SECS (5), OUT (target/bench-load), SKIP_BUILD=1
+# Needs: cargo, taskset, python3 (to read the JSON results).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+RUNS=${RUNS:-3}
+SERVER_CPU=${SERVER_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+IDLE_N=${IDLE_N:-19000}
+ECHO_SECS=${ECHO_SECS:-5}
+HOLD_SECS=${HOLD_SECS:-5}
+OUT=${OUT:-$ROOT/target/bench-load}
+PORT=${PORT:-9701}
+SCENARIOS=("$@")
+[ ${#SCENARIOS[@]} -eq 0 ] && SCENARIOS=(idle echo16 echo4k chat1k chat10k)
+
+mkdir -p "$OUT/bin" "$OUT/runs"
+ulimit -n "$(ulimit -Hn)"
+
+# --- build -------------------------------------------------------------------
+# A private target dir: the shared one may be rebuilt by other jobs mid-run.
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+    echo "building wsd (release) ..." >&2
+    cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" --target-dir "$OUT/build"
+    cp "$OUT/build/release/wsd" "$OUT/bin/wsd"
+    echo "building peer-tokio (release) ..." >&2
+    if cargo build --release --quiet --manifest-path "$ROOT/benches/peer-tokio/Cargo.toml" \
+        --target-dir "$OUT/build-peer"; then
+        cp "$OUT/build-peer/release/peer-tokio" "$OUT/bin/peer-tokio"
+    else
+        echo "peer-tokio did not build; peer figures will be missing" >&2
+        rm -f "$OUT/bin/peer-tokio"
+    fi
+fi
+WSD=$OUT/bin/wsd
+PEER=$OUT/bin/peer-tokio
+
+cat >"$OUT/bench.toml" <<'EOF'
+# Benchmark config: no static files, no server pings, quiet logs, big silent rooms.
+[server]
+backlog = 4096
+[log]
+level = "warn"
+[timeouts]
+ping_interval = "0s"
+[static]
+enabled = false
+[[route]]
+path = "/echo"
+kind = "echo"
+[[route]]
+path = "/chat"
+kind = "chat"
+max_members = 20000
+announce = false
+echo_to_sender = false
+EOF
+
+# --- servers -----------------------------------------------------------------
+SERVER_PID=
+start_server() { # wsd|peer
+    PORT=$((PORT + 1))
+    if [ "$1" = wsd ]; then
+        taskset -c "$SERVER_CPU" "$WSD" --config "$OUT/bench.toml" --listen "127.0.0.1:$PORT" \
+            >>"$OUT/server.log" 2>&1 &
+    else
+        taskset -c "$SERVER_CPU" "$PEER" "127.0.0.1:$PORT" >>"$OUT/server.log" 2>&1 &
+    fi
+    SERVER_PID=$!
+    for _ in $(seq 100); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then return 0; fi
+        sleep 0.05
+    done
+    echo "server $1 did not listen on $PORT" >&2
+    stop_server
+    return 1
+}
+stop_server() {
+    [ -n "$SERVER_PID" ] || return 0
+    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    for _ in $(seq 100); do
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    kill -KILL "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=
+}
+trap stop_server EXIT
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+
+# json FILE KEY.PATH -> number (empty if missing)
+json() {
+    python3 -c 'import json,sys
+try:
+    d=json.load(open(sys.argv[1]))
+except ValueError:
+    d=None
+for k in sys.argv[2].split("."):
+    d=d.get(k) if isinstance(d,dict) else None
+print("" if d is None else d)' "$1" "$2"
+}
+
+fmt() { [ -z "$1" ] && { echo -; return; }; awk -v v="$1" 'BEGIN { if (v >= 100 || v <= -100) printf "%.0f", v; else printf "%.2f", v }'; }
+median() { printf '%s\n' "$@" | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {if (NR==0) print ""; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+
+# run SERVER NAME -- LOAD ARGS...: one measured run on a fresh server; prints the JSON file.
+run_one() {
+    local server=$1 name=$2 i=$3
+    shift 4
+    local file="$OUT/runs/$name-$server-$i.json"
+    start_server "$server" || { echo ""; return; }
+    local url_base="ws://127.0.0.1:$PORT"
+    local args=("${@//@URL@/$url_base}")
+    args=("${args[@]//@PID@/$SERVER_PID}")
+    local before after
+    before=$(cpu_ticks "$SERVER_PID")
+    if ! taskset -c "$LOAD_CPU" timeout 300 "$WSD" load "${args[0]}" --json --progress 0 "${args[@]:1}" \
+        >"$file" 2>>"$OUT/load.log"; then
+        echo "run $name/$server/$i reported failures (see $OUT/load.log)" >&2
+    fi
+    after=$(cpu_ticks "$SERVER_PID")
+    stop_server
+    echo "$((after - before))" >"$file.cpu"
+    echo "$file"
+}
+
+declare -A RESULT
+# measure NAME SERVERS METRIC... -- LOAD ARGS
+measure() {
+    local name=$1 servers=$2
+    shift 2
+    local metrics=()
+    while [ "$1" != -- ]; do metrics+=("$1"); shift; done
+    shift
+    for server in $servers; do
+        if [ "$server" = peer ] && [ ! -x "$PEER" ]; then continue; fi
+        local files=()
+        for i in $(seq "$RUNS"); do
+            echo "  $name on $server, run $i/$RUNS ..." >&2
+            files+=("$(run_one "$server" "$name" "$i" -- "$@")")
+        done
+        for m in "${metrics[@]}" cpu; do
+            local vals=()
+            for f in "${files[@]}"; do
+                [ -s "$f" ] || continue
+                if [ "$m" = cpu ]; then vals+=("$(cat "$f.cpu")"); else vals+=("$(json "$f" "$m")"); fi
+            done
+            RESULT["$name|$server|$m"]=$(median "${vals[@]}")
+            echo "    $m: ${vals[*]} -> median ${RESULT["$name|$server|$m"]}" >&2
+        done
+    done
+}
+
+for s in "${SCENARIOS[@]}"; do
+    echo "scenario $s" >&2
+    case $s in
+    idle)
+        measure idle "wsd peer" bytes_per_connection idle.handshakes_per_sec idle.successes -- \
+            rss --pid @PID@ idle --url @URL@/echo -n "$IDLE_N" --duration "$HOLD_SECS"
+        ;;
+    echo16)
+        measure echo16 "wsd peer" messages_per_sec latency.p99_us mismatches -- \
+            echo --url @URL@/echo -c 100 -p 16 -s 16 --binary --duration "$ECHO_SECS"
+        ;;
+    echo4k)
+        measure echo4k "wsd peer" messages_per_sec bytes_per_sec latency.p99_us mismatches -- \
+            echo --url @URL@/echo -c 100 -p 16 -s 4096 --binary --duration "$ECHO_SECS"
+        ;;
+    chat1k)
+        measure chat1k wsd deliveries_per_sec latency.p50_us latency.p99_us lost -- \
+            broadcast --url "@URL@/chat?room=bench" -c 1000 -m 2000 --window 32
+        ;;
+    chat10k)
+        measure chat10k wsd deliveries_per_sec latency.p50_us latency.p99_us lost -- \
+            broadcast --url "@URL@/chat?room=bench" -c 10000 -m 200 --window 32
+        ;;
+    *) echo "unknown scenario $s" >&2; exit 2 ;;
+    esac
+done
+
+# --- report ------------------------------------------------------------------
+{
+    echo "machine: $(nproc) cores, $(uname -sr), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+    echo "runs per figure: $RUNS (median); server on cpu $SERVER_CPU, load generator on cpu $LOAD_CPU"
+    echo
+    printf '%-8s %-34s %14s %14s %8s\n' scenario metric wsd peer-tokio ratio
+    for key in $(printf '%s\n' "${!RESULT[@]}" | grep '|wsd|' | sort); do
+        name=${key%%|*}
+        metric=${key##*|}
+        ours=${RESULT[$key]}
+        peer=${RESULT["$name|peer|$metric"]:-}
+        ratio=
+        if [ -n "$ours" ] && [ -n "$peer" ]; then
+            ratio=$(awk -v a="$ours" -v b="$peer" 'BEGIN { if (b != 0) printf "%.2f", a / b }')
+        fi
+        [ "$metric" = cpu ] && metric="server cpu ticks (1/100 s)"
+        printf '%-8s %-34s %14s %14s %8s\n' "$name" "$metric" "$(fmt "$ours")" "$(fmt "$peer")" "${ratio:--}"
+    done
+} | tee "$OUT/results.txt"
