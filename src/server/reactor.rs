@@ -627,6 +627,9 @@ impl Reactor {
                 if let Some(conn) = self.conns.get_mut(key) {
                     conn.ping_sent = 0;
                 }
+                // The timer is armed for the ping timeout; the next ping is due one
+                // interval after this answer, which may come sooner.
+                self.check_timeouts(key);
             }
             Event::Close(frame) => {
                 let code = frame.as_ref().map_or(CloseCode::NO_STATUS, |f| f.code);
