@@ -401,3 +401,36 @@ fn other_connections_keep_working_while_bad_handshakes_are_refused() {
     assert_eq!(response.status, 101);
     ws.close(None).unwrap();
 }
+
+/// An upgrade request for /echo padded with `X-Pad` headers to exactly `len`
+/// bytes and `headers` header fields in all.
+fn padded_upgrade(len: usize, headers: usize) -> String {
+    let base = [HOST, UPGRADE, CONNECTION, VERSION];
+    let key = key();
+    let mut fields: Vec<String> = base.iter().map(|s| s.to_string()).collect();
+    fields.push(key);
+    while fields.len() < headers {
+        fields.push(format!("X-Pad-{}: p", fields.len()));
+    }
+    let refs: Vec<&str> = fields.iter().map(String::as_str).collect();
+    let mut req = request("GET", "/echo", "1.1", &refs);
+    let short = len.checked_sub(req.len()).expect("padding fits");
+    // Lengthen the last header's value to hit the exact size.
+    let at = req.len() - 4;
+    req.insert_str(at, &"p".repeat(short));
+    assert_eq!(req.len(), len);
+    req
+}
+
+#[test]
+fn a_head_of_exactly_max_request_bytes_and_max_headers_is_accepted() {
+    let wsd = Wsd::start(CONFIG);
+    let mut raw = Raw::connect(wsd.addr);
+    raw.send(padded_upgrade(1024, 16).as_bytes());
+    let r = raw.read_head(WAIT).expect("a response");
+    assert_eq!(r.status, 101, "{r:?}");
+    let r = http_exchange(wsd.addr, padded_upgrade(1025, 16).as_bytes());
+    assert_eq!(r.status, 431, "one byte over: {r:?}");
+    let r = http_exchange(wsd.addr, padded_upgrade(1000, 17).as_bytes());
+    assert_eq!(r.status, 431, "one header over: {r:?}");
+}
