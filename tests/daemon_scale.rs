@@ -159,3 +159,105 @@ kind = "echo"
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Starts wsd under `sh -c 'ulimit -n LIMIT; exec wsd ...'`, so its hard
+/// open-file limit (and with it the connection ceiling) is small.
+fn start_with_fd_limit(config: &str, limit: u32) -> Wsd {
+    use std::io::{BufRead, BufReader};
+    let dir = common::temp_dir("fdlimit");
+    let path = dir.join("config.toml");
+    std::fs::write(&path, config).unwrap();
+    let script = format!("ulimit -n {limit} && exec \"$0\" --config \"$1\" --listen 127.0.0.1:0");
+    let mut child = std::process::Command::new("sh")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["-c", &script, env!("CARGO_BIN_EXE_wsd")])
+        .arg(&path)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, log) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = match log.recv_timeout(left) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("wsd under ulimit -n {limit} did not start");
+            }
+        };
+        if let Some(addr) = line
+            .split("listening on ")
+            .nth(1)
+            .and_then(|a| a.split_whitespace().next())
+            .and_then(|a| a.parse().ok())
+        {
+            return Wsd {
+                child,
+                addr,
+                log,
+                dir,
+            };
+        }
+    }
+}
+
+#[test]
+fn connections_beyond_the_fd_limit_ceiling_get_503_and_the_rest_keep_working() {
+    // 100 descriptors; the start line says how many connections fit.
+    let wsd = start_with_fd_limit(
+        r#"
+[log]
+level = "info"
+[timeouts]
+ping_interval = "0s"
+[[route]]
+path = "/echo"
+kind = "echo"
+"#,
+        100,
+    );
+    let started = wsd.wait_for_log("started:", WAIT).expect("the start line");
+    assert!(started.contains("soft 100 hard 100"), "{started}");
+    let ceiling: usize = started
+        .split("max_connections ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("the connection ceiling in the start line");
+    assert!(
+        (1..50).contains(&ceiling),
+        "a ceiling of {ceiling} under 100 descriptors"
+    );
+    let mut open = Vec::new();
+    let mut refused = 0;
+    for _ in 0..50 {
+        let (raw, response) = Raw::try_upgrade(wsd.addr, "/echo", "", &[]);
+        match response.status {
+            101 => open.push(raw),
+            503 => refused += 1,
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert_eq!(
+        open.len(),
+        ceiling,
+        "every connection under the ceiling is served"
+    );
+    assert_eq!(refused, 50 - ceiling);
+    for (i, ws) in open.iter_mut().enumerate() {
+        ws.send_frame(true, raw::OP_TEXT, format!("{i}").as_bytes());
+        assert_eq!(ws.expect_frame("echo").payload, format!("{i}").as_bytes());
+    }
+}
