@@ -21,7 +21,7 @@ const CONFIG: &str = r#"
 [log]
 level = "debug"
 [timeouts]
-handshake = "300ms"
+handshake = "1s"
 ping_interval = "200ms"
 ping_timeout = "200ms"
 close = "300ms"
@@ -52,7 +52,7 @@ const NO_PINGS: &str = r#"
 [log]
 level = "info"
 [timeouts]
-handshake = "200ms"
+handshake = "500ms"
 ping_interval = "0s"
 close = "300ms"
 [[route]]
@@ -228,8 +228,8 @@ fn a_peer_that_never_answers_our_close_is_dropped_after_the_close_timeout() {
 fn an_idle_websocket_is_not_subject_to_the_handshake_timeout() {
     let wsd = Wsd::start(NO_PINGS);
     let mut raw = Raw::upgrade(wsd.addr, "/echo");
-    // Four handshake timeouts pass with no traffic at all (pings are off).
-    match raw.read_frame(Duration::from_millis(800)) {
+    // Three handshake timeouts pass with no traffic at all (pings are off).
+    match raw.read_frame(Duration::from_millis(1500)) {
         Next::Timeout => {}
         other => panic!("an idle upgraded connection got {other:?}"),
     }
