@@ -1,7 +1,8 @@
 //! Behaviour tests of config handling by the real binary: `--check-config` accepts
 //! the shipped `config.toml` and refuses broken files with an error that names
 //! the file, the line and the key; `--config` with a missing or broken file fails
-//! clearly instead of starting.
+//! clearly instead of starting; without any config the built-in defaults serve
+//! `/echo` and `/chat`; `hash-password` makes hashes a `[[user]]` entry accepts.
 //!
 //! Owns assertions on exit codes and stderr. It must never leave a process
 //! behind: every run is bounded and killed if it overstays.
@@ -279,4 +280,124 @@ fn the_daemon_refuses_to_start_with_a_bad_config() {
         "{stderr}"
     );
     assert!(!stderr.contains("listening on"), "{stderr}");
+}
+
+#[test]
+fn version_and_help_exit_0() {
+    let (code, stdout, _) = run(&["--version"]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains(env!("CARGO_PKG_VERSION")), "{stdout}");
+    let (code, stdout, _) = run(&["--help"]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("--check-config"), "{stdout}");
+}
+
+#[test]
+fn hash_password_output_is_a_usable_password_hash() {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wsd"))
+        .arg("hash-password")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"correct horse\n")
+        .unwrap();
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let hash = wsd::app::auth::PasswordHash::parse(out.trim()).expect("a parsable hash");
+    assert!(
+        hash.verify("correct horse"),
+        "the trailing newline is not part of it"
+    );
+    assert!(!hash.verify("correct horse\n"));
+    // The same line is accepted in a [[user]] entry.
+    let config = config_file(
+        "hash",
+        &format!(
+            "[[route]]\npath = \"/x\"\nkind = \"echo\"\nauth = \"basic\"\n\n[[user]]\nname = \"bob\"\npassword_hash = \"{}\"\n",
+            out.trim()
+        ),
+    );
+    let (code, _, stderr) = run(&["--check-config", &config.path()]);
+    assert_eq!(code, 0, "{stderr}");
+}
+
+#[test]
+fn without_a_config_file_the_built_in_defaults_serve_echo_and_chat() {
+    use std::io::{BufRead, BufReader, Write as _};
+    use std::net::TcpStream;
+    // An empty working directory: no ./config.toml and no www/.
+    let dir = TempConfig(temp_dir("no-config"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wsd"))
+        .current_dir(&dir.0)
+        .args(["--listen", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, log) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    let addr = loop {
+        match log.recv_timeout(WAIT) {
+            Ok(line) => {
+                let addr = line
+                    .split("listening on ")
+                    .nth(1)
+                    .and_then(|a| a.split_whitespace().next())
+                    .and_then(|a| a.parse::<std::net::SocketAddr>().ok());
+                lines.push(line);
+                if let Some(addr) = addr {
+                    break addr;
+                }
+            }
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("wsd without a config did not start: {lines:#?}");
+            }
+        }
+    };
+    assert!(
+        lines[0].contains("built-in defaults"),
+        "the first line says which config: {lines:#?}"
+    );
+    let check = |path: &str, expect: &str| {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        .unwrap();
+        let mut buf = [0u8; 12];
+        s.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, expect.as_bytes(), "{path}");
+    };
+    check("/echo", "HTTP/1.1 101");
+    check("/chat", "HTTP/1.1 101");
+    check("/other", "HTTP/1.1 404");
+    let _ = child.kill();
+    let _ = child.wait();
 }
