@@ -401,3 +401,18 @@ fn without_a_config_file_the_built_in_defaults_serve_echo_and_chat() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn log_file_receives_the_same_lines_as_the_terminal() {
+    let dir = TempConfig(temp_dir("log-file"));
+    let file = dir.0.join("wsd.log");
+    let mut wsd = common::Wsd::start(&format!(
+        "[log]\nlevel = \"info\"\nfile = \"{}\"\n[[route]]\npath = \"/echo\"\nkind = \"echo\"\n",
+        file.display()
+    ));
+    let status = wsd.terminate(WAIT).expect("wsd exits");
+    assert!(status.success());
+    let text = std::fs::read_to_string(&file).expect("the log file exists");
+    assert!(text.contains("listening on"), "{text}");
+    assert!(text.contains("stopped:"), "{text}");
+}
