@@ -42,6 +42,11 @@ max_members = 2
 announce = false
 
 [[route]]
+path = "/big"
+kind = "chat"
+announce = false
+
+[[route]]
 path = "/one-room"
 kind = "chat"
 max_rooms = 1
@@ -298,4 +303,37 @@ fn a_member_sending_invalid_utf8_is_closed_and_nothing_reaches_the_room() {
         (field(&left, "type"), field(&left, "id")),
         ("leave".into(), id)
     );
+}
+
+#[test]
+fn a_room_of_300_members_gets_every_message_in_the_same_order() {
+    let wsd = Wsd::start(CONFIG);
+    let mut members: Vec<Raw> = (0..300)
+        .map(|_| Raw::upgrade(wsd.addr, "/big?room=crowd"))
+        .collect();
+    for i in 0..20usize {
+        let from = i * 15 % members.len();
+        members[from].send_frame(true, raw::OP_TEXT, format!("message {i}").as_bytes());
+    }
+    // Senders use different connections, so the room's order is the server's;
+    // but it is one order, the same for everyone, holding every message once.
+    let mut reference: Option<Vec<Vec<u8>>> = None;
+    for (m, member) in members.iter_mut().enumerate() {
+        let got: Vec<Vec<u8>> = (0..20)
+            .map(|_| member.expect_frame("a broadcast").payload)
+            .collect();
+        match &reference {
+            None => {
+                let mut sorted = got.clone();
+                sorted.sort();
+                let mut want: Vec<Vec<u8>> = (0..20)
+                    .map(|i| format!("message {i}").into_bytes())
+                    .collect();
+                want.sort();
+                assert_eq!(sorted, want, "member {m} got every message once");
+                reference = Some(got);
+            }
+            Some(r) => assert_eq!(&got, r, "member {m} saw another order"),
+        }
+    }
 }
