@@ -361,3 +361,12 @@ fn a_close_behind_a_large_message_comes_after_its_echo() {
     assert_eq!(raw.expect_close(), Some(1000));
     raw.expect_eof();
 }
+
+#[test]
+fn a_64_bit_length_with_the_top_bit_set_gets_1002() {
+    let wsd = Wsd::start(CONFIG);
+    let mut bytes = vec![0x82, 0x80 | 127];
+    bytes.extend_from_slice(&(1u64 << 63 | 5).to_be_bytes());
+    bytes.extend_from_slice(&[1, 2, 3, 4]);
+    expect_close_after(&wsd, "top bit of the length", &bytes, 1002);
+}
