@@ -69,17 +69,22 @@ pub fn per_connection(before: u64, after: u64, connections: u64) -> f64 {
     (after as f64 - before as f64) / connections as f64
 }
 
+/// Parses the nested scenario (`idle ...`, with or without a leading `--`).
+fn parse_nested(scenario: &[String]) -> Result<IdleArgs, String> {
+    let argv = std::iter::once("rss").chain(
+        scenario
+            .iter()
+            .map(String::as_str)
+            .skip_while(|a| *a == "--"),
+    );
+    let nested = Nested::try_parse_from(argv).map_err(|e| e.to_string())?;
+    let NestedScenario::Idle(idle_args) = nested.scenario;
+    Ok(idle_args)
+}
+
 /// `wsd load rss`.
 pub fn run(args: &RssArgs) -> Result<bool, String> {
-    let mut argv: Vec<String> = vec!["rss".into()];
-    argv.extend(
-        args.scenario
-            .iter()
-            .skip_while(|a| a.as_str() == "--")
-            .cloned(),
-    );
-    let nested = Nested::try_parse_from(&argv).map_err(|e| e.to_string())?;
-    let NestedScenario::Idle(mut idle_args) = nested.scenario;
+    let mut idle_args = parse_nested(&args.scenario)?;
     // The nested run prints nothing of its own; this mode reports both.
     idle_args.common.json = false;
     let common: &CommonArgs = &args.common;
@@ -166,18 +171,15 @@ mod tests {
 
     #[test]
     fn nested_idle_parses_with_or_without_double_dash() {
+        let words = |w: &str| w.split(' ').map(str::to_owned).collect::<Vec<_>>();
         for argv in [
-            vec!["rss", "idle", "--url", "ws://127.0.0.1:1/", "-n", "5"],
-            vec!["rss", "--", "idle", "--url", "ws://127.0.0.1:1/", "-n", "5"],
+            "idle --url ws://127.0.0.1:1/ -n 5",
+            "-- idle --url ws://127.0.0.1:1/ -n 5",
         ] {
-            let filtered: Vec<&str> = argv
-                .iter()
-                .enumerate()
-                .filter(|(i, a)| !(*i == 1 && **a == "--"))
-                .map(|(_, a)| *a)
-                .collect();
-            let NestedScenario::Idle(a) = Nested::try_parse_from(filtered).unwrap().scenario;
-            assert_eq!(a.n, 5);
+            let a = parse_nested(&words(argv)).unwrap();
+            assert_eq!((a.n, a.url.as_str()), (5, "ws://127.0.0.1:1/"));
         }
+        assert!(parse_nested(&words("echo --url ws://h/")).is_err());
+        assert!(parse_nested(&words("idle")).is_err());
     }
 }
