@@ -103,6 +103,8 @@ impl Drop for Client {
 }
 
 /// A one-connection tungstenite server; `behave` runs on the accepted socket.
+// The handshake callback's error type is tungstenite's, large by its design.
+#[allow(clippy::result_large_err)]
 fn tungstenite_server(
     behave: impl FnOnce(&mut tungstenite::WebSocket<TcpStream>) + Send + 'static,
 ) -> (String, JoinHandle<Vec<String>>) {
