@@ -132,14 +132,35 @@ impl Headers for Request {
 }
 
 impl Request {
-    /// The path part of the target, without the query.
+    /// The path part of the target, without the query. An absolute-form target
+    /// (`http://host/path`, RFC 9112 §3.2.2, allowed by RFC 6455 §4.1) gives its path.
     pub fn path(&self) -> &str {
-        self.target.split_once('?').map_or(&self.target, |(p, _)| p)
+        let target = self.origin_form();
+        target.split_once('?').map_or(target, |(p, _)| p)
     }
 
     /// The query part of the target, without the `?`.
     pub fn query(&self) -> Option<&str> {
-        self.target.split_once('?').map(|(_, q)| q)
+        self.origin_form().split_once('?').map(|(_, q)| q)
+    }
+
+    /// The target as path and query, with the scheme and authority of an
+    /// absolute-form target removed (an empty path becomes "/").
+    fn origin_form(&self) -> &str {
+        let t = self.target.as_str();
+        let rest = ["http://", "https://", "ws://", "wss://"]
+            .iter()
+            .find(|scheme| {
+                t.len() >= scheme.len() && t[..scheme.len()].eq_ignore_ascii_case(scheme)
+            })
+            .map(|scheme| &t[scheme.len()..]);
+        match rest {
+            None => t,
+            Some(rest) => match rest.find(['/', '?']) {
+                Some(i) if rest.as_bytes()[i] == b'/' => &rest[i..],
+                _ => "/",
+            },
+        }
     }
 
     /// Whether the connection may carry another request after this one's response.

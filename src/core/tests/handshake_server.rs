@@ -390,3 +390,21 @@ fn every_error_response_is_well_formed_with_connection_close_and_length() {
     // Only 405 and 426 carry extra headers.
     assert!(HandshakeError::InvalidKey.response_headers().is_empty());
 }
+
+#[test]
+fn absolute_form_target_gives_its_path_and_query() {
+    let req = |target: &str| crate::core::Request {
+        method: "GET".into(),
+        target: target.into(),
+        minor_version: 1,
+        headers: Vec::new(),
+    };
+    let r = req("http://example.com:9001/chat?room=a");
+    assert_eq!((r.path(), r.query()), ("/chat", Some("room=a")));
+    let r = req("HTTPS://example.com/echo");
+    assert_eq!((r.path(), r.query()), ("/echo", None));
+    let r = req("http://example.com");
+    assert_eq!((r.path(), r.query()), ("/", None));
+    let r = req("/plain?x=1");
+    assert_eq!((r.path(), r.query()), ("/plain", Some("x=1")));
+}
