@@ -124,7 +124,9 @@ run_one() {
     args=("${args[@]//@PID@/$SERVER_PID}")
     local before after
     before=$(cpu_ticks "$SERVER_PID")
-    if ! taskset -c "$LOAD_CPU" timeout 300 "$WSD" load "${args[0]}" --json --progress 0 "${args[@]:1}" \
+    local timer=()
+    [ -x /usr/bin/time ] && timer=(/usr/bin/time -f "%U %S" -o "$file.loadcpu")
+    if ! "${timer[@]}" taskset -c "$LOAD_CPU" timeout 300 "$WSD" load "${args[0]}" --json --progress 0 "${args[@]:1}" \
         >"$file" 2>>"$OUT/load.log"; then
         echo "run $name/$server/$i reported failures (see $OUT/load.log)" >&2
     fi
@@ -149,11 +151,15 @@ measure() {
             echo "  $name on $server, run $i/$RUNS ..." >&2
             files+=("$(run_one "$server" "$name" "$i" -- "$@")")
         done
-        for m in "${metrics[@]}" cpu; do
+        for m in "${metrics[@]}" cpu loadcpu; do
             local vals=()
             for f in "${files[@]}"; do
                 [ -s "$f" ] || continue
-                if [ "$m" = cpu ]; then vals+=("$(cat "$f.cpu")"); else vals+=("$(json "$f" "$m")"); fi
+                case $m in
+                cpu) vals+=("$(cat "$f.cpu")") ;;
+                loadcpu) [ -s "$f.loadcpu" ] && vals+=("$(awk '{printf "%.0f", ($1 + $2) * 100}' "$f.loadcpu")") ;;
+                *) vals+=("$(json "$f" "$m")") ;;
+                esac
             done
             RESULT["$name|$server|$m"]=$(median "${vals[@]}")
             echo "    $m: ${vals[*]} -> median ${RESULT["$name|$server|$m"]}" >&2
@@ -203,7 +209,8 @@ done
         if [ -n "$ours" ] && [ -n "$peer" ]; then
             ratio=$(awk -v a="$ours" -v b="$peer" 'BEGIN { if (b != 0) printf "%.2f", a / b }')
         fi
-        [ "$metric" = cpu ] && metric="server cpu ticks (1/100 s)"
+        [ "$metric" = cpu ] && metric="server cpu (1/100 s)"
+        [ "$metric" = loadcpu ] && metric="load generator cpu (1/100 s)"
         printf '%-8s %-34s %14s %14s %8s\n' "$name" "$metric" "$(fmt "$ours")" "$(fmt "$peer")" "${ratio:--}"
     done
 } | tee "$OUT/results.txt"
