@@ -12,7 +12,7 @@ use crate::client::connection::random_bytes;
 use crate::client::ConnEvent;
 use crate::core::MessageKind;
 
-use super::fleet::{Fleet, Slot};
+use super::fleet::{is_exhaustion, Fleet, Slot};
 use super::report::{fmt_count, Histogram, Json};
 use super::{connect_spec, emit, per_sec, raise_fd_limit, secs, CommonArgs, Progress};
 
@@ -172,8 +172,9 @@ pub fn run(args: &BroadcastArgs) -> Result<bool, String> {
     loop {
         while attempted < args.members && fleet.pending < 256 {
             attempted += 1;
-            if let Err(cause) = fleet.start(Member::default()) {
-                if cause == "emfile" || cause == "eaddrnotavail" {
+            if let Err(e) = fleet.start(Member::default()) {
+                if is_exhaustion(&e) {
+                    eprintln!("broadcast: {e}; no more connections will be attempted");
                     attempted = args.members;
                 }
             }

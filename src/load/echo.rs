@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crate::client::ConnEvent;
 use crate::core::MessageKind;
 
-use super::fleet::{Fleet, Slot};
+use super::fleet::{is_exhaustion, Fleet, Slot};
 use super::report::{fmt_count, Histogram, Json};
 use super::{connect_spec, emit, per_sec, raise_fd_limit, secs, CommonArgs, Progress};
 
@@ -208,8 +208,9 @@ pub fn run(args: &EchoArgs) -> Result<bool, String> {
     while attempted < args.connections || fleet.pending > 0 {
         while attempted < args.connections && fleet.pending < 256 {
             attempted += 1;
-            if let Err(cause) = fleet.start(EchoConn::default()) {
-                if cause == "emfile" || cause == "eaddrnotavail" {
+            if let Err(e) = fleet.start(EchoConn::default()) {
+                if is_exhaustion(&e) {
+                    eprintln!("echo: {e}; no more connections will be attempted");
                     attempted = args.connections;
                 }
             }

@@ -100,6 +100,12 @@ pub struct Fleet<T> {
     ports: Option<PortCursor>,
 }
 
+/// Whether a failure to start means no further connection can start either
+/// (this process is out of fds, or this source address out of ports).
+pub fn is_exhaustion(e: &ConnError) -> bool {
+    matches!(e, ConnError::TooManyFiles | ConnError::AddrNotAvailable)
+}
+
 /// An event for one connection, as seen by a load mode.
 pub type OnEvent<'a, T> = dyn FnMut(usize, &mut Slot<T>, &ConnEvent, Instant) + 'a;
 
@@ -136,22 +142,23 @@ impl<T> Fleet<T> {
     }
 
     /// Starts one connection. On an immediate failure the cause is counted and
-    /// returned (EMFILE and EADDRNOTAVAIL show up here).
-    pub fn start(&mut self, state: T) -> Result<usize, &'static str> {
+    /// the error returned (EMFILE and EADDRNOTAVAIL show up here).
+    pub fn start(&mut self, state: T) -> Result<usize, ConnError> {
         let mut conn = match self.connect() {
             Ok(c) => c,
             Err(e) => {
-                let cause = e.cause();
-                self.failures.add(cause, 1);
-                return Err(cause);
+                self.failures.add(e.cause(), 1);
+                return Err(e);
             }
         };
         let id = self.free.pop().unwrap_or(self.slots.len());
         if let Err(e) = conn.register(self.poll.registry(), Token(id)) {
-            let cause = ConnError::from_io(e).cause();
-            self.failures.add(cause, 1);
-            self.free.push(id);
-            return Err(cause);
+            let e = ConnError::from_io(e);
+            self.failures.add(e.cause(), 1);
+            if id < self.slots.len() {
+                self.free.push(id);
+            }
+            return Err(e);
         }
         let slot = Slot {
             conn,

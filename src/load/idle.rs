@@ -10,7 +10,7 @@ use std::cell::Cell;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use crate::client::ConnEvent;
+use crate::client::{ConnError, ConnEvent};
 
 use super::fleet::{Fleet, Slot};
 use super::report::{fmt_count, Failures, Histogram, Json};
@@ -264,6 +264,11 @@ pub fn run_local(
     let spec = connect_spec(&args.url, &args.common)?;
     let mut fleet: Fleet<()> = super::fleet(spec, &args.common)?;
     let mut progress = Progress::new(args.common.progress);
+    // Workers say which one is talking.
+    let tag = match (args.wait_go, args.common.source_ip) {
+        (true, Some(ip)) => format!("idle[{ip}]"),
+        _ => "idle".to_owned(),
+    };
     let last_open = Cell::new(None::<Instant>);
     let pongs = Cell::new(0u64);
     let mut on_event = |_: usize, _: &mut Slot<()>, ev: &ConnEvent, now: Instant| match ev {
@@ -296,14 +301,14 @@ pub fn run_local(
             burst += 1;
             match fleet.start(()) {
                 Ok(_) => {}
-                Err("emfile") => {
+                Err(ConnError::TooManyFiles) => {
                     stopped = Some(format!(
                         "hit EMFILE (out of file descriptors) after {} connections; fd limit {}",
                         fleet.live(),
                         raise_fd_limit()
                     ))
                 }
-                Err("eaddrnotavail") => {
+                Err(ConnError::AddrNotAvailable) => {
                     stopped = Some(format!(
                         "ran out of ephemeral ports (EADDRNOTAVAIL) after {} connections from {}; \
                          use more source addresses (fewer connections per process)",
@@ -317,7 +322,7 @@ pub fn run_local(
             }
         }
         if let (Some(why), false) = (&stopped, announced) {
-            eprintln!("idle: {why}");
+            eprintln!("{tag}: {why}");
             announced = true;
         }
         if (attempted >= args.n || stopped.is_some()) && fleet.pending == 0 {
@@ -331,7 +336,7 @@ pub fn run_local(
         }
         if progress.due(now) {
             eprintln!(
-                "idle: {} open, {} pending, {} failed, {:.0} handshakes/s so far",
+                "{tag}: {} open, {} pending, {} failed, {:.0} handshakes/s so far",
                 fmt_count(fleet.open as u64),
                 fleet.pending,
                 fmt_count(fleet.failures.total()),
@@ -383,7 +388,7 @@ pub fn run_local(
         }
         if progress.due(now) {
             eprintln!(
-                "idle: holding {} connections, {:.0}s left, {} dropped",
+                "{tag}: holding {} connections, {:.0}s left, {} dropped",
                 fmt_count(fleet.open as u64),
                 (hold_end - now).as_secs_f64(),
                 fleet.dropped.total()
