@@ -1,7 +1,7 @@
 //! Fuzz target: the WebSocket state machine after the handshake, both roles.
 //!
-//! The first input byte picks read sizes; the rest is fed to a server and to a
-//! client the way the reactor does it: append what a read returned, loop
+//! The first input byte picks read sizes and limits; the rest is fed to a server
+//! and to a client the way the reactor does it: append what a read returned, loop
 //! `handle_read`/`poll_event`/`poll_transmit`, keep the unconsumed tail. Each run
 //! is done twice, with the whole input in one read and in pieces, and both must
 //! agree on events, errors and the bytes queued for sending. Those bytes must be
@@ -15,11 +15,20 @@ use wsd::core::frame::MAX_HEADER_LEN;
 use wsd::core::{CloseFrame, Event, Limits, MessageKind, ProtocolError, State, WebSocket};
 use wsd_fuzz::Splits;
 
-/// Small limits, so a declared length cannot make a run allocate much.
-const LIMITS: Limits = Limits {
-    max_frame_size: 64 * 1024,
-    max_message_size: 64 * 1024,
-};
+/// Small limits, picked by bits 2-3 of the seed byte, so that no declared length
+/// makes a run allocate much and short inputs reach every limit, including a
+/// message limit that only fragments can exceed.
+fn limits_for(seed: u8) -> Limits {
+    let (max_frame_size, max_message_size) = match (seed >> 2) & 3 {
+        0 | 1 => (64 * 1024, 64 * 1024),
+        2 => (64 * 1024, 256),
+        _ => (100, 300),
+    };
+    Limits {
+        max_frame_size,
+        max_message_size,
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Side {
@@ -49,9 +58,10 @@ fuzz_target!(|input: &[u8]| {
     let Some((&seed, data)) = input.split_first() else {
         return;
     };
+    let limits = limits_for(seed);
     for side in [Side::Server, Side::Client] {
-        let whole = run(side, data, std::iter::once(data.len().max(1)));
-        let split = run(side, data, Splits::new(seed));
+        let whole = run(side, limits, data, std::iter::once(data.len().max(1)));
+        let split = run(side, limits, data, Splits::new(seed));
         assert_eq!(
             whole, split,
             "{side:?}: outcome depends on how the input was split"
@@ -63,8 +73,8 @@ fuzz_target!(|input: &[u8]| {
 });
 
 /// Feeds `data` in reads of the given sizes to a fresh connection.
-fn run(side: Side, data: &[u8], reads: impl Iterator<Item = usize>) -> Outcome {
-    let mut ws = open(side, LIMITS);
+fn run(side: Side, limits: Limits, data: &[u8], reads: impl Iterator<Item = usize>) -> Outcome {
+    let mut ws = open(side, limits);
     let mut out = Outcome::default();
     let mut received: Vec<u8> = Vec::new();
     let mut rest = data;
@@ -72,7 +82,7 @@ fn run(side: Side, data: &[u8], reads: impl Iterator<Item = usize>) -> Outcome {
         let (read, after) = rest.split_at(size.min(rest.len()));
         rest = after;
         received.extend_from_slice(read);
-        if let Err(e) = drain(&mut ws, &mut received, &mut out) {
+        if let Err(e) = drain(&mut ws, limits, &mut received, &mut out) {
             // A failed connection is closed, owes exactly one close frame (checked
             // by `check_replies`), and ignores whatever else arrives.
             assert_eq!(ws.state(), State::Closed);
@@ -94,6 +104,7 @@ fn run(side: Side, data: &[u8], reads: impl Iterator<Item = usize>) -> Outcome {
 /// events and queued bytes, and leaves only the unconsumed tail in `received`.
 fn drain(
     ws: &mut WebSocket,
+    limits: Limits,
     received: &mut Vec<u8>,
     out: &mut Outcome,
 ) -> Result<(), ProtocolError> {
@@ -116,7 +127,7 @@ fn drain(
         ws.poll_transmit(&mut out.transmit);
         match ws.poll_event() {
             Some(event) => {
-                check_event(&event);
+                check_event(&event, limits);
                 out.events.push(event);
             }
             None => {
@@ -135,10 +146,10 @@ fn drain(
     result
 }
 
-fn check_event(event: &Event) {
+fn check_event(event: &Event, limits: Limits) {
     match event {
         Event::Message(m) => {
-            assert!(m.data.len() as u64 <= LIMITS.max_message_size);
+            assert!(m.data.len() as u64 <= limits.max_message_size);
             if m.kind == MessageKind::Text {
                 assert!(
                     std::str::from_utf8(&m.data).is_ok(),
@@ -176,7 +187,7 @@ fn check_replies(side: Side, outcome: &Outcome) {
     let mut peer = open(peer_side, Limits::default());
     let mut replies = Outcome::default();
     let mut received = outcome.transmit.clone();
-    if let Err(e) = drain(&mut peer, &mut received, &mut replies) {
+    if let Err(e) = drain(&mut peer, Limits::default(), &mut received, &mut replies) {
         panic!(
             "{side:?} queued bytes its peer rejects ({e}): {:?}",
             outcome.transmit
