@@ -150,8 +150,11 @@ impl Request {
         let t = self.target.as_str();
         let rest = ["http://", "https://", "ws://", "wss://"]
             .iter()
+            // `get` and not `[..]`: a target may hold non-ASCII text, and slicing
+            // inside a character would panic on a peer's request.
             .find(|scheme| {
-                t.len() >= scheme.len() && t[..scheme.len()].eq_ignore_ascii_case(scheme)
+                t.get(..scheme.len())
+                    .is_some_and(|p| p.eq_ignore_ascii_case(scheme))
             })
             .map(|scheme| &t[scheme.len()..]);
         match rest {
@@ -235,4 +238,21 @@ pub fn write_error_response(out: &mut Vec<u8>, error: &HandshakeError) {
         error.response_headers(),
         &error.to_string(),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the `handshake` fuzz target: a target with a character that spans
+    /// byte 5, 6, 7 or 8 (the length of a scheme prefix) used to panic in `path()`.
+    #[test]
+    fn non_ascii_target_does_not_panic_and_keeps_its_path() {
+        let raw = "GET /aaa\u{e9}?x=\u{e9}t\u{e9} HTTP/1.1\r\nHost: a\r\n\r\n";
+        let (request, _) = parse_request(raw.as_bytes(), &RequestLimits::default())
+            .unwrap()
+            .unwrap();
+        assert_eq!(request.path(), "/aaa\u{e9}");
+        assert_eq!(request.query(), Some("x=\u{e9}t\u{e9}"));
+    }
 }
