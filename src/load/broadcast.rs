@@ -85,7 +85,6 @@ pub struct Member {
 struct Run {
     base: Instant,
     prefix: Vec<u8>,
-    members: u64,
     /// Receipts per message.
     delivered: Vec<u32>,
     deliveries: u64,
@@ -152,7 +151,6 @@ pub fn run(args: &BroadcastArgs) -> Result<bool, String> {
     let mut run = Run {
         base: Instant::now(),
         prefix: format!("{MARKER}:{run_id}:").into_bytes(),
-        members: args.members,
         delivered: vec![0; args.messages as usize],
         deliveries: 0,
         in_order: 0,
@@ -362,7 +360,6 @@ pub fn run(args: &BroadcastArgs) -> Result<bool, String> {
         dropped.summary(),
     );
     emit(&args.common, &summary, &json);
-    let _ = run.members;
     Ok(members_open == args.members
         && sent == args.messages
         && lost == 0

@@ -365,9 +365,10 @@ pub fn run_local(
         }
     }
 
-    // Hold.
+    // Hold (nothing to hold if nothing opened).
     let hold_start = Instant::now();
-    let hold_end = hold_start + secs(args.duration);
+    let hold_secs = if fleet.open == 0 { 0.0 } else { args.duration };
+    let hold_end = hold_start + secs(hold_secs);
     let ping_every = args.ping_interval.filter(|k| *k > 0.0).map(secs);
     let mut next_ping = ping_every.map(|k| hold_start + k);
     let mut pings_sent = 0u64;
