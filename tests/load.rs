@@ -157,6 +157,86 @@ fn idle_counts_refused_connections_and_fails() {
 }
 
 #[test]
+fn idle_says_when_its_local_ports_run_out() {
+    let wsd = common::Wsd::start(CONFIG);
+    let url = wsd.url("/echo");
+    // Five local ports (outside the ephemeral range) for ten connections.
+    let (status, out, err) = load(&[
+        "idle",
+        "--url",
+        &url,
+        "-n",
+        "10",
+        "--local-ports",
+        "61200-61204",
+        "--duration",
+        "0.2",
+        "--json",
+    ]);
+    assert_eq!(status.code(), Some(2), "{err}");
+    let j = json(&out, &err);
+    let ok = num(&j, "successes");
+    assert!((1.0..=5.0).contains(&ok), "{j}");
+    assert_eq!(num(&j, "failures.eaddrnotavail"), 1.0, "{j}");
+    let why = j.get("stopped_early").and_then(Json::as_str).unwrap_or("");
+    assert!(
+        why.contains("ran out of ephemeral ports (EADDRNOTAVAIL)"),
+        "{j}"
+    );
+    assert!(
+        err.contains("STOPPED EARLY: ran out of ephemeral ports"),
+        "{err}"
+    );
+}
+
+#[test]
+fn idle_worker_says_when_it_runs_out_of_file_descriptors() {
+    let wsd = common::Wsd::start(CONFIG);
+    let url = wsd.url("/echo");
+    // A worker process (the code path behind every idle run) under a 64-fd limit.
+    let script = format!(
+        "ulimit -n 64 && exec '{}' load worker --url {url} -n 100 --duration 0.2 --progress 0",
+        env!("CARGO_BIN_EXE_wsd")
+    );
+    let mut child = Command::new("sh")
+        .args(["-c", &script])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "worker did not finish in 30 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut out = String::new();
+    let mut err = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let result = out
+        .lines()
+        .find_map(|l| l.strip_prefix("result "))
+        .unwrap_or_else(|| panic!("no result line: {out:?}\n{err}"));
+    let j = json(result, &err);
+    assert_eq!(num(&j, "failures.emfile"), 1.0, "{j}");
+    let ok = num(&j, "successes");
+    assert!(ok > 0.0 && ok < 64.0, "{j}");
+    let why = j.get("stopped_early").and_then(Json::as_str).unwrap_or("");
+    assert!(why.contains("hit EMFILE (out of file descriptors)"), "{j}");
+    assert!(err.contains("hit EMFILE"), "{err}");
+}
+
+#[test]
 fn echo_text_pipelined_is_verified_and_measured() {
     let wsd = common::Wsd::start(CONFIG);
     let url = wsd.url("/echo");

@@ -53,9 +53,15 @@ impl PortCursor {
                 Some((it.next()??, it.next()??))
             })
             .unwrap_or((32768, 60999));
+        Self::random_start(range.0, range.1)
+    }
+
+    /// `lo..=hi`, starting at a random port (so that consecutive runs do not
+    /// reuse the ports the previous one left in TIME_WAIT first).
+    pub fn random_start(lo: u16, hi: u16) -> Self {
         let mut r = [0u8; 2];
         let _ = crate::client::connection::random_bytes(&mut r);
-        Self::new(range.0, range.1, u16::from_ne_bytes(r))
+        Self::new(lo, hi, u16::from_ne_bytes(r))
     }
 
     pub fn len(&self) -> usize {
@@ -110,13 +116,13 @@ pub fn is_exhaustion(e: &ConnError) -> bool {
 pub type OnEvent<'a, T> = dyn FnMut(usize, &mut Slot<T>, &ConnEvent, Instant) + 'a;
 
 impl<T> Fleet<T> {
-    /// `explicit_ports`: with a source address set, pick local ports ourselves.
+    /// `ports`: local ports to bind explicitly (used only with a source address).
     pub fn new(
         spec: ConnectSpec,
         handshake_timeout: Duration,
-        explicit_ports: bool,
+        ports: Option<PortCursor>,
     ) -> io::Result<Self> {
-        let ports = (explicit_ports && spec.source.is_some()).then(PortCursor::system);
+        let ports = ports.filter(|_| spec.source.is_some());
         Ok(Fleet {
             ports,
             poll: Poll::new()?,

@@ -237,7 +237,9 @@ pub fn run_scenario(
         return Err("-n must be at least 1".into());
     }
     let limit = raise_fd_limit();
-    let budget = args.per_process.min(limit.saturating_sub(64)).max(1);
+    // Leave room for the process's other fds; a tiny limit still gets half.
+    let usable = limit.saturating_sub(64).max(limit / 2);
+    let budget = args.per_process.min(usable).max(1);
     if args.n > budget {
         workers::run_parent(args, budget, hook)
     } else {
@@ -311,11 +313,13 @@ pub fn run_local(
                 Err(ConnError::AddrNotAvailable) => {
                     stopped = Some(format!(
                         "ran out of ephemeral ports (EADDRNOTAVAIL) after {} connections from {}; \
-                         use more source addresses (fewer connections per process)",
+                         use more source addresses (fewer connections per process) or more ports",
                         fleet.live(),
-                        args.common
-                            .source_ip
-                            .map_or("the default source address".into(), |ip| ip.to_string())
+                        fleet
+                            .spec
+                            .source
+                            .map_or("the kernel's default source address".into(), |ip| ip
+                                .to_string())
                     ))
                 }
                 Err(_) => {}

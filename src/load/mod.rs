@@ -66,6 +66,26 @@ pub struct CommonArgs {
     /// ~14,000 connections from one address its search makes each connect() slow.
     #[arg(long)]
     pub kernel_ports: bool,
+    /// Bind local ports from this range, e.g. 40000-49999 (default: the system's
+    /// ephemeral range, ip_local_port_range).
+    #[arg(long, value_name = "LO-HI", value_parser = parse_port_range)]
+    pub local_ports: Option<(u16, u16)>,
+}
+
+/// Parses `LO-HI` (both 1..=65535, LO <= HI).
+fn parse_port_range(text: &str) -> Result<(u16, u16), String> {
+    let (lo, hi) = text
+        .split_once('-')
+        .ok_or_else(|| format!("expected LO-HI, got {text:?}"))?;
+    let port = |p: &str| match p.trim().parse::<u16>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("invalid port {p:?}")),
+    };
+    let (lo, hi) = (port(lo)?, port(hi)?);
+    if lo > hi {
+        return Err(format!("empty port range {lo}-{hi}"));
+    }
+    Ok((lo, hi))
 }
 
 /// Runs one load scenario. Exit codes: 0 success, 1 setup error, 2 the run saw
@@ -129,7 +149,12 @@ pub fn connect_spec(url: &str, common: &CommonArgs) -> Result<ConnectSpec, Strin
 
 /// A fleet for `spec` with this run's handshake timeout and port policy.
 pub fn fleet<T>(spec: ConnectSpec, common: &CommonArgs) -> Result<fleet::Fleet<T>, String> {
-    fleet::Fleet::new(spec, secs(common.timeout), !common.kernel_ports)
+    let ports = match (common.kernel_ports, common.local_ports) {
+        (true, _) => None,
+        (false, Some((lo, hi))) => Some(fleet::PortCursor::random_start(lo, hi)),
+        (false, None) => Some(fleet::PortCursor::system()),
+    };
+    fleet::Fleet::new(spec, secs(common.timeout), ports)
         .map_err(|e| format!("cannot create poller: {e}"))
 }
 
@@ -188,5 +213,19 @@ pub fn per_sec(count: u64, elapsed: Duration) -> f64 {
         count as f64 / s
     } else {
         0.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_ranges_parse_and_refuse_nonsense() {
+        assert_eq!(parse_port_range("40000-40009"), Ok((40000, 40009)));
+        assert_eq!(parse_port_range("7-7"), Ok((7, 7)));
+        for bad in ["", "40000", "0-10", "10-9", "a-b", "1-70000"] {
+            assert!(parse_port_range(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -128,6 +128,9 @@ pub fn run_parent(
         if args.common.kernel_ports {
             cmd.arg("--kernel-ports");
         }
+        if let Some((lo, hi)) = args.common.local_ports {
+            cmd.args(["--local-ports", &format!("{lo}-{hi}")]);
+        }
         if let Some(k) = args.ping_interval {
             cmd.args(["--ping-interval", &k.to_string()]);
         }
