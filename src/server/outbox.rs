@@ -8,21 +8,26 @@ use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 use std::rc::Rc;
 
-/// Owned chunks below this size take further small appends (corking).
+/// Buffers below this size take further small appends (corking).
 const COALESCE_LIMIT: usize = 64 * 1024;
 /// The most slices handed to one `writev`.
 const MAX_IOVECS: usize = 64;
 
 #[derive(Debug)]
 enum Chunk {
-    Owned(Vec<u8>),
+    /// A buffer that later small writes are appended to (corking).
+    Buffer(Vec<u8>),
+    /// A buffer queued whole, e.g. a large echoed payload; never appended to, since
+    /// growing it would reallocate and copy the payload.
+    Whole(Vec<u8>),
+    /// A frame shared with other connections' queues.
     Shared(Rc<[u8]>),
 }
 
 impl Chunk {
     fn bytes(&self) -> &[u8] {
         match self {
-            Chunk::Owned(v) => v,
+            Chunk::Buffer(v) | Chunk::Whole(v) => v,
             Chunk::Shared(s) => s,
         }
     }
@@ -57,12 +62,12 @@ impl Outbox {
 
     /// Lets `fill` append bytes to the end of the queue; returns how many it added.
     pub fn append(&mut self, fill: impl FnOnce(&mut Vec<u8>)) -> usize {
-        let reuse = matches!(self.chunks.back(), Some(Chunk::Owned(v)) if v.len() < COALESCE_LIMIT)
+        let reuse = matches!(self.chunks.back(), Some(Chunk::Buffer(v)) if v.len() < COALESCE_LIMIT)
             && !(self.chunks.len() == 1 && self.offset > 0);
         if !reuse {
-            self.chunks.push_back(Chunk::Owned(Vec::new()));
+            self.chunks.push_back(Chunk::Buffer(Vec::new()));
         }
-        let Some(Chunk::Owned(tail)) = self.chunks.back_mut() else {
+        let Some(Chunk::Buffer(tail)) = self.chunks.back_mut() else {
             return 0;
         };
         let before = tail.len();
@@ -79,7 +84,7 @@ impl Outbox {
     pub fn push_owned(&mut self, bytes: Vec<u8>) {
         if !bytes.is_empty() {
             self.len += bytes.len();
-            self.chunks.push_back(Chunk::Owned(bytes));
+            self.chunks.push_back(Chunk::Whole(bytes));
         }
     }
 
@@ -198,6 +203,25 @@ mod tests {
             ob.chunks.capacity(),
             0,
             "a drained outbox holds no allocation"
+        );
+    }
+
+    #[test]
+    fn appends_never_grow_a_buffer_queued_whole() {
+        let mut ob = Outbox::default();
+        let payload = vec![7u8; 4096];
+        let ptr = payload.as_ptr();
+        ob.push_owned(payload);
+        ob.append(|v| v.extend_from_slice(b"next header"));
+        assert_eq!(
+            ob.chunks.len(),
+            2,
+            "the header goes into a chunk of its own"
+        );
+        assert_eq!(
+            ob.chunks[0].bytes().as_ptr(),
+            ptr,
+            "the payload was not moved"
         );
     }
 
