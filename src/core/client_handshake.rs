@@ -9,7 +9,7 @@ use base64::Engine as _;
 
 use crate::core::error::HandshakeError;
 use crate::core::handshake::accept_key;
-use crate::core::http::{parse_error_text, Header, Headers};
+use crate::core::http::{owned_headers, parse_error_text, Header, Headers};
 
 /// The largest response head a client accepts.
 pub const MAX_RESPONSE_HEAD: usize = 8 * 1024;
@@ -98,14 +98,7 @@ impl ClientHandshake {
         let status = resp.code.unwrap_or_default();
         let accepted = Accepted {
             protocol: None,
-            headers: resp
-                .headers
-                .iter()
-                .map(|h| Header {
-                    name: h.name.to_owned(),
-                    value: String::from_utf8_lossy(h.value).into_owned(),
-                })
-                .collect(),
+            headers: owned_headers(resp.headers),
         };
         if status != 101 {
             return Err(HandshakeError::NotSwitchingProtocols { status });

@@ -62,14 +62,7 @@ pub fn parse_request(
                 method: req.method.unwrap_or_default().to_owned(),
                 target: req.path.unwrap_or_default().to_owned(),
                 minor_version: req.version.unwrap_or_default(),
-                headers: req
-                    .headers
-                    .iter()
-                    .map(|h| Header {
-                        name: h.name.to_owned(),
-                        value: String::from_utf8_lossy(h.value).into_owned(),
-                    })
-                    .collect(),
+                headers: owned_headers(req.headers),
             };
             Ok(Some((request, n)))
         }
@@ -82,6 +75,18 @@ pub fn parse_request(
         Err(httparse::Error::TooManyHeaders) => Err(HandshakeError::TooManyHeaders),
         Err(e) => Err(HandshakeError::MalformedRequest(parse_error_text(e))),
     }
+}
+
+/// Copies parsed header fields out of the input buffer (values that are not
+/// UTF-8 are kept lossily: obs-text is legal but never meaningful to us).
+pub(crate) fn owned_headers(headers: &[httparse::Header<'_>]) -> Vec<Header> {
+    headers
+        .iter()
+        .map(|h| Header {
+            name: h.name.to_owned(),
+            value: String::from_utf8_lossy(h.value).into_owned(),
+        })
+        .collect()
 }
 
 pub(crate) fn parse_error_text(e: httparse::Error) -> &'static str {
