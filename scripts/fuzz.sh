@@ -2,7 +2,8 @@
 # Builds every cargo-fuzz target in fuzz/ and runs each one, one after another
 # with a single libFuzzer job, for a bounded time (default 60 s per target),
 # starting from the committed seeds in fuzz/seeds/<target>/ plus whatever
-# fuzz/corpus/<target>/ has kept from earlier runs. Prints, per target, the
+# fuzz/corpus/<target>/ has kept from earlier runs, with fuzz/<target>.dict as
+# libFuzzer's dictionary when there is one. Prints, per target, the
 # executions, exec/s, coverage and any finding; exits non-zero on a finding.
 #
 # Usage: scripts/fuzz.sh [SECONDS_PER_TARGET]
@@ -33,8 +34,10 @@ for target in $(cargo fuzz list); do
   touch "$stamp"
   echo "== $target: fuzzing for ${secs}s (log: fuzz/$log)"
   set +e
+  dict=()
+  if [ -f "$target.dict" ]; then dict=(-dict="$target.dict"); fi
   cargo fuzz run -O "$target" "corpus/$target" "seeds/$target" -- \
-    -max_total_time="$secs" -print_final_stats=1 >"$log" 2>&1
+    -max_total_time="$secs" -print_final_stats=1 "${dict[@]}" >"$log" 2>&1
   rc=$?
   set -e
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n1)
