@@ -305,6 +305,10 @@ impl Reactor {
     /// unless backpressure or a pending file transfer says to wait.
     fn read(&mut self, key: usize) {
         let mut rbuf = std::mem::take(&mut self.rbuf);
+        debug_assert!(
+            !rbuf.is_empty(),
+            "read() re-entered while the buffer was lent out"
+        );
         while let Some(conn) = self.conns.get_mut(key) {
             if conn.close_after_flush
                 || matches!(conn.phase, Phase::FileBody { .. })
@@ -358,9 +362,10 @@ impl Reactor {
 
     /// After our write side is shut: reads and drops input until EOF.
     fn discard_input(&mut self, key: usize) {
-        let mut rbuf = std::mem::take(&mut self.rbuf);
+        // A buffer of its own: it may run while `read` holds the shared one.
+        let mut sink = [0u8; 4096];
         while let Some(conn) = self.conns.get_mut(key) {
-            match conn.stream.read(&mut rbuf) {
+            match conn.stream.read(&mut sink) {
                 Ok(0) => {
                     self.remove(key);
                     break;
@@ -374,7 +379,6 @@ impl Reactor {
                 }
             }
         }
-        self.rbuf = rbuf;
     }
 
     /// Hands received bytes to the connection's current phase; keeps the unconsumed tail.
