@@ -1,6 +1,7 @@
 //! Criterion benches of the protocol core: how fast a server `WebSocket` turns
 //! masked client text frames into messages (decode, unmask, UTF-8 validation,
-//! reassembly), next to a plain `memcpy` of the same bytes and `apply_mask` alone.
+//! reassembly), next to binary frames (no UTF-8 check), a plain `memcpy` of the
+//! same bytes and `apply_mask` alone.
 //!
 //! Every case reports `Throughput::Bytes` of payload, so the figures read side by
 //! side. Owns only measurement: it must never touch a socket or assert on speed.
@@ -37,14 +38,14 @@ fn text(len: usize) -> Vec<u8> {
     s.into_bytes()
 }
 
-/// `TOTAL / size` masked text frames of `size` bytes each, back to back, with a
+/// `TOTAL / size` masked frames of `size` bytes each, back to back, with a
 /// different masking key per frame as a real client would send.
-fn masked_stream(size: usize) -> Vec<u8> {
+fn masked_stream(opcode: OpCode, size: usize) -> Vec<u8> {
     let payload = text(size);
     let mut out = Vec::with_capacity(TOTAL + (TOTAL / size) * 14);
     for i in 0..(TOTAL / size) as u32 {
         let key = i.wrapping_mul(0x9E37_79B9).to_le_bytes();
-        encode_frame(&mut out, true, OpCode::Text, &payload, Some(key));
+        encode_frame(&mut out, true, opcode, &payload, Some(key));
     }
     out
 }
@@ -70,18 +71,23 @@ fn decode_all(stream: &[u8]) -> usize {
 fn decode(c: &mut Criterion) {
     let mut group = c.benchmark_group("decode");
     group.throughput(Throughput::Bytes(TOTAL as u64));
-    for (size, label) in [(16, "16B"), (1024, "1KiB"), (64 * 1024, "64KiB")] {
-        let stream = masked_stream(size);
+    // The binary case is the text case without UTF-8 validation.
+    let cases = [
+        ("server_text", OpCode::Text, 16, "16B"),
+        ("server_text", OpCode::Text, 1024, "1KiB"),
+        ("server_text", OpCode::Text, 64 * 1024, "64KiB"),
+        ("server_binary", OpCode::Binary, 64 * 1024, "64KiB"),
+    ];
+    for (name, opcode, size, label) in cases {
+        let stream = masked_stream(opcode, size);
         assert_eq!(
             decode_all(&stream),
             TOTAL,
             "every payload byte is delivered"
         );
-        group.bench_with_input(
-            BenchmarkId::new("server_text", label),
-            &stream,
-            |b, stream| b.iter(|| decode_all(black_box(stream))),
-        );
+        group.bench_with_input(BenchmarkId::new(name, label), &stream, |b, stream| {
+            b.iter(|| decode_all(black_box(stream)))
+        });
     }
     let src = text(TOTAL);
     let mut dst = vec![0u8; TOTAL];
