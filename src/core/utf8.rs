@@ -4,6 +4,8 @@
 //! byte that can no longer begin or continue valid UTF-8, so an invalid message is
 //! refused before the rest of it arrives. It must never buffer the message itself.
 
+use simdutf8::compat::from_utf8;
+
 /// Validates a byte stream piece by piece.
 #[derive(Debug, Default, Clone)]
 pub struct Utf8Validator {
@@ -30,7 +32,7 @@ impl Utf8Validator {
             let take = (width - have).min(input.len());
             self.pending[have..have + take].copy_from_slice(&input[..take]);
             let len = have + take;
-            match std::str::from_utf8(&self.pending[..len]) {
+            match from_utf8(&self.pending[..len]) {
                 Ok(_) => self.pending_len = 0,
                 Err(e) if e.error_len().is_none() => {
                     self.pending_len = len as u8;
@@ -40,7 +42,7 @@ impl Utf8Validator {
             }
             input = &input[take..];
         }
-        match std::str::from_utf8(input) {
+        match from_utf8(input) {
             Ok(_) => Ok(()),
             Err(e) if e.error_len().is_none() => {
                 let tail = &input[e.valid_up_to()..];
@@ -121,6 +123,50 @@ mod tests {
         let mut v = Utf8Validator::new();
         assert_eq!(v.feed(&[b'a', 0xF4]), Ok(()));
         assert_eq!(v.feed(&[0x90]), Err(InvalidUtf8));
+    }
+
+    /// Bytes that are mostly UTF-8 fragments, so that valid multi-byte sequences,
+    /// truncated ones and near misses all occur often.
+    fn utf8ish() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        let piece = prop_oneof![
+            any::<char>().prop_map(|c| c.to_string().into_bytes()),
+            any::<char>().prop_map(|c| {
+                let b = c.to_string().into_bytes();
+                b[..b.len().saturating_sub(1).max(1)].to_vec()
+            }),
+            any::<u8>().prop_map(|b| vec![b]),
+            Just(vec![0xED, 0xA0, 0x80]),
+            Just(vec![0xF4, 0x90]),
+        ];
+        proptest::collection::vec(piece, 0..40).prop_map(|v| v.concat())
+    }
+
+    proptest::proptest! {
+        /// Fed one byte at a time, the validator fails exactly at the first byte
+        /// after which no valid continuation exists (std's validator is the oracle),
+        /// and at the end it accepts exactly what std accepts.
+        #[test]
+        fn fails_at_the_first_impossible_byte_like_std(bytes in utf8ish()) {
+            let valid_or_incomplete =
+                |b: &[u8]| std::str::from_utf8(b).map_or_else(|e| e.error_len().is_none(), |_| true);
+            let mut v = Utf8Validator::new();
+            let failed_at = bytes
+                .iter()
+                .position(|b| v.feed(std::slice::from_ref(b)).is_err());
+            let expected = (1..=bytes.len()).find(|&n| !valid_or_incomplete(&bytes[..n])).map(|n| n - 1);
+            proptest::prop_assert_eq!(failed_at, expected);
+            if failed_at.is_none() {
+                proptest::prop_assert_eq!(v.finish().is_ok(), std::str::from_utf8(&bytes).is_ok());
+            }
+        }
+
+        /// Any split into two pieces agrees with validating the whole at once.
+        #[test]
+        fn two_pieces_agree_with_std(bytes in utf8ish(), cut in 0usize..200) {
+            let cut = cut.min(bytes.len());
+            proptest::prop_assert_eq!(feed_split(&bytes, cut).is_ok(), std::str::from_utf8(&bytes).is_ok());
+        }
     }
 
     #[test]
