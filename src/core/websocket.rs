@@ -148,6 +148,17 @@ pub struct WebSocket {
     role: Role,
     limits: Limits,
     state: State,
+    /// Client role: the state of the masking-key generator.
+    mask_state: u64,
+    /// Receive-side work under way; `None` while idle, so an idle connection's
+    /// state is a few words and no heap (the daemon holds thousands of them).
+    in_progress: Option<Box<InProgress>>,
+}
+
+/// What exists only while bytes are being received or replies wait: allocated
+/// when a read starts, released when a call ends with nothing left in it.
+#[derive(Debug, Default)]
+struct InProgress {
     frame: Option<FrameInProgress>,
     message: Option<PartialMessage>,
     /// The payload of the control frame being received (at most 125 bytes).
@@ -155,8 +166,16 @@ pub struct WebSocket {
     event: Option<Event>,
     /// Automatic replies (pong, close) waiting for `poll_transmit`.
     transmit: Vec<u8>,
-    /// Client role: the state of the masking-key generator.
-    mask_state: u64,
+}
+
+impl InProgress {
+    fn is_idle(&self) -> bool {
+        self.frame.is_none()
+            && self.message.is_none()
+            && self.event.is_none()
+            && self.control.is_empty()
+            && self.transmit.is_empty()
+    }
 }
 
 impl WebSocket {
@@ -176,12 +195,8 @@ impl WebSocket {
             role,
             limits,
             state: State::Open,
-            frame: None,
-            message: None,
-            control: Vec::new(),
-            event: None,
-            transmit: Vec::new(),
             mask_state,
+            in_progress: None,
         }
     }
 
@@ -203,12 +218,21 @@ impl WebSocket {
     /// rest and passes it again. After a protocol error the connection is failed: a
     /// close frame with the error's code is queued and the state is `Closed`.
     pub fn handle_read(&mut self, input: &[u8]) -> Result<usize, ProtocolError> {
+        if input.is_empty() && self.in_progress.is_none() {
+            return Ok(0);
+        }
+        let result = self.read_frames(input);
+        self.release_if_idle();
+        result
+    }
+
+    fn read_frames(&mut self, input: &[u8]) -> Result<usize, ProtocolError> {
         let mut pos = 0;
-        while self.event.is_none() {
+        while self.work().event.is_none() {
             if self.state == State::Closed {
                 return Ok(input.len());
             }
-            let step = match &self.frame {
+            let step = match &self.work().frame {
                 None => match FrameHeader::decode(&input[pos..]) {
                     Ok(None) => break,
                     Ok(Some((header, n))) => {
@@ -227,7 +251,7 @@ impl WebSocket {
                     self.take_payload(chunk)
                 }
             };
-            let step = step.and_then(|()| match &self.frame {
+            let step = step.and_then(|()| match &self.work().frame {
                 Some(frame) if frame.remaining == 0 => self.end_frame(),
                 _ => Ok(()),
             });
@@ -240,25 +264,31 @@ impl WebSocket {
 
     /// The next event, if one is ready.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.event.take()
+        self.in_progress.as_mut().and_then(|p| p.event.take())
     }
 
     /// Moves the automatic replies (pongs, close replies, the close frame of a
     /// failed connection) onto the end of `out`; returns how many bytes.
     pub fn poll_transmit(&mut self, out: &mut Vec<u8>) -> usize {
-        let n = self.transmit.len();
+        let Some(p) = self.in_progress.as_mut() else {
+            return 0;
+        };
+        let n = p.transmit.len();
         if out.capacity() == 0 {
-            *out = std::mem::take(&mut self.transmit);
+            *out = std::mem::take(&mut p.transmit);
         } else {
-            out.extend_from_slice(&self.transmit);
-            self.transmit = Vec::new();
+            out.extend_from_slice(&p.transmit);
+            p.transmit = Vec::new();
         }
+        self.release_if_idle();
         n
     }
 
     /// Whether automatic replies are waiting for `poll_transmit`.
     pub fn has_transmit(&self) -> bool {
-        !self.transmit.is_empty()
+        self.in_progress
+            .as_ref()
+            .is_some_and(|p| !p.transmit.is_empty())
     }
 
     /// Appends one message as a single frame to `out` (masked on the client side).
@@ -289,7 +319,10 @@ impl WebSocket {
         write_close_payload(&mut payload, code, reason);
         self.send_frame(OpCode::Close, &payload, out)?;
         self.state = State::Closing;
-        self.message = None;
+        if let Some(p) = self.in_progress.as_mut() {
+            p.message = None;
+        }
+        self.release_if_idle();
         Ok(())
     }
 
@@ -321,7 +354,7 @@ impl WebSocket {
         let len = header.payload_len;
         let discard = !header.opcode.is_control() && self.state != State::Open;
         if header.opcode.is_control() {
-            self.control = Vec::with_capacity(len as usize);
+            self.work().control = Vec::with_capacity(len as usize);
         } else if !discard {
             if len > self.limits.max_frame_size {
                 return Err(ProtocolError::FrameTooBig {
@@ -329,7 +362,7 @@ impl WebSocket {
                     max: self.limits.max_frame_size,
                 });
             }
-            let buffered = match (header.opcode, &self.message) {
+            let buffered = match (header.opcode, &self.work().message) {
                 (OpCode::Continuation, None) => return Err(ProtocolError::UnexpectedContinuation),
                 (OpCode::Continuation, Some(msg)) => msg.data.len() as u64,
                 (_, Some(_)) => return Err(ProtocolError::ExpectedContinuation),
@@ -347,14 +380,14 @@ impl WebSocket {
             } else {
                 MessageKind::Text
             };
-            let msg = self.message.get_or_insert_with(|| PartialMessage {
+            let msg = self.work().message.get_or_insert_with(|| PartialMessage {
                 kind,
                 data: Vec::new(),
                 utf8: Utf8Validator::new(),
             });
             msg.data.reserve(len.min(MAX_UPFRONT_RESERVE) as usize);
         }
-        self.frame = Some(FrameInProgress {
+        self.work().frame = Some(FrameInProgress {
             header,
             remaining: len,
             received: 0,
@@ -364,7 +397,8 @@ impl WebSocket {
     }
 
     fn take_payload(&mut self, chunk: &[u8]) -> Result<(), ProtocolError> {
-        let Some(frame) = self.frame.as_mut() else {
+        let p = self.work();
+        let Some(frame) = p.frame.as_mut() else {
             return Ok(());
         };
         let offset = frame.received as usize;
@@ -375,8 +409,8 @@ impl WebSocket {
         }
         let key = frame.header.mask;
         let buf = if frame.header.opcode.is_control() {
-            &mut self.control
-        } else if let Some(msg) = self.message.as_mut() {
+            &mut p.control
+        } else if let Some(msg) = p.message.as_mut() {
             &mut msg.data
         } else {
             return Ok(());
@@ -386,11 +420,7 @@ impl WebSocket {
         if let Some(key) = key {
             apply_mask(&mut buf[start..], key, offset);
         }
-        if let Some(msg) = self
-            .message
-            .as_mut()
-            .filter(|m| m.kind == MessageKind::Text)
-        {
+        if let Some(msg) = p.message.as_mut().filter(|m| m.kind == MessageKind::Text) {
             if !frame.header.opcode.is_control() {
                 msg.utf8
                     .feed(&msg.data[start..])
@@ -401,7 +431,7 @@ impl WebSocket {
     }
 
     fn end_frame(&mut self) -> Result<(), ProtocolError> {
-        let Some(frame) = self.frame.take() else {
+        let Some(frame) = self.work().frame.take() else {
             return Ok(());
         };
         if frame.discard {
@@ -409,15 +439,17 @@ impl WebSocket {
         }
         match frame.header.opcode {
             OpCode::Ping => {
-                let payload = std::mem::take(&mut self.control);
+                let payload = std::mem::take(&mut self.work().control);
                 if self.state == State::Open {
                     self.queue_control(OpCode::Pong, &payload);
                 }
-                self.event = Some(Event::Ping(payload));
+                self.work().event = Some(Event::Ping(payload));
             }
-            OpCode::Pong => self.event = Some(Event::Pong(std::mem::take(&mut self.control))),
+            OpCode::Pong => {
+                self.work().event = Some(Event::Pong(std::mem::take(&mut self.work().control)))
+            }
             OpCode::Close => {
-                let payload = std::mem::take(&mut self.control);
+                let payload = std::mem::take(&mut self.work().control);
                 let close = parse_close_payload(&payload)?;
                 if self.state == State::Open {
                     let mut reply = Vec::with_capacity(2);
@@ -427,16 +459,16 @@ impl WebSocket {
                     self.queue_control(OpCode::Close, &reply);
                 }
                 self.state = State::Closed;
-                self.message = None;
-                self.event = Some(Event::Close(close));
+                self.work().message = None;
+                self.work().event = Some(Event::Close(close));
             }
             OpCode::Text | OpCode::Binary | OpCode::Continuation => {
                 if frame.header.fin {
-                    if let Some(mut msg) = self.message.take() {
+                    if let Some(mut msg) = self.work().message.take() {
                         if msg.kind == MessageKind::Text {
                             msg.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
                         }
-                        self.event = Some(Event::Message(Message {
+                        self.work().event = Some(Event::Message(Message {
                             kind: msg.kind,
                             data: msg.data,
                         }));
@@ -456,15 +488,28 @@ impl WebSocket {
             self.queue_control(OpCode::Close, &payload);
         }
         self.state = State::Closed;
-        self.frame = None;
-        self.message = None;
-        self.control = Vec::new();
+        if let Some(p) = self.in_progress.as_mut() {
+            p.frame = None;
+            p.message = None;
+            p.control = Vec::new();
+        }
         error
     }
 
     fn queue_control(&mut self, opcode: OpCode, payload: &[u8]) {
         let mask = self.next_mask();
-        encode_frame(&mut self.transmit, true, opcode, payload, mask);
+        encode_frame(&mut self.work().transmit, true, opcode, payload, mask);
+    }
+
+    /// The receive-side state, allocated on first use.
+    fn work(&mut self) -> &mut InProgress {
+        self.in_progress.get_or_insert_with(Box::default)
+    }
+
+    fn release_if_idle(&mut self) {
+        if self.in_progress.as_ref().is_some_and(|p| p.is_idle()) {
+            self.in_progress = None;
+        }
     }
 
     /// A fresh masking key on the client side (xorshift64*), none on the server side.
@@ -479,5 +524,56 @@ impl WebSocket {
         self.mask_state = x;
         let word = x.wrapping_mul(0x2545_F491_4F6C_DD1D);
         Some(((word >> 32) as u32).to_ne_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn masked(opcode: OpCode, fin: bool, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_frame(&mut out, fin, opcode, payload, Some([1, 2, 3, 4]));
+        out
+    }
+
+    /// Feeds `input` like the reactor does and drains every event and reply.
+    fn feed_and_drain(ws: &mut WebSocket, input: &[u8]) -> Vec<Event> {
+        let (mut pos, mut events, mut sent) = (0, Vec::new(), Vec::new());
+        loop {
+            let n = ws.handle_read(&input[pos..]).unwrap();
+            pos += n;
+            let event = ws.poll_event();
+            ws.poll_transmit(&mut sent);
+            match event {
+                Some(e) => events.push(e),
+                None if n == 0 => return events,
+                None => {}
+            }
+        }
+    }
+
+    #[test]
+    fn an_idle_connection_holds_no_receive_state_between_messages() {
+        let mut ws = WebSocket::server(Limits::default());
+        assert!(ws.in_progress.is_none());
+        let mut input = masked(OpCode::Text, false, b"hel");
+        input.extend(masked(OpCode::Ping, true, b"p"));
+        input.extend(masked(OpCode::Continuation, true, b"lo"));
+        input.extend(masked(OpCode::Binary, true, &[7; 300]));
+        let events = feed_and_drain(&mut ws, &input);
+        assert_eq!(events.len(), 3, "{events:?}");
+        assert!(ws.in_progress.is_none(), "drained and between frames: nothing held");
+    }
+
+    #[test]
+    fn a_partial_frame_keeps_its_state_until_it_completes() {
+        let mut ws = WebSocket::server(Limits::default());
+        let frame = masked(OpCode::Text, true, b"hello");
+        assert_eq!(ws.handle_read(&frame[..8]).unwrap(), 8);
+        assert!(ws.in_progress.is_some(), "a frame is under way");
+        let events = feed_and_drain(&mut ws, &frame[8..]);
+        assert_eq!(events.len(), 1);
+        assert!(ws.in_progress.is_none());
     }
 }
