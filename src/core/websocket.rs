@@ -563,7 +563,10 @@ mod tests {
         input.extend(masked(OpCode::Binary, true, &[7; 300]));
         let events = feed_and_drain(&mut ws, &input);
         assert_eq!(events.len(), 3, "{events:?}");
-        assert!(ws.in_progress.is_none(), "drained and between frames: nothing held");
+        assert!(
+            ws.in_progress.is_none(),
+            "drained and between frames: nothing held"
+        );
     }
 
     #[test]
