@@ -362,3 +362,34 @@ fn a_keep_alive_connection_can_upgrade_after_a_plain_request() {
     raw.send_frame(true, raw::OP_TEXT, b"upgraded");
     assert_eq!(raw.expect_frame("echo").payload, b"upgraded");
 }
+
+/// A request that arrives later than `timeouts.close` after the connection was
+/// opened (but within the handshake timeout) still gets its whole response, even
+/// when the response ends the connection: the close deadline counts from the
+/// response, not from accept.
+#[test]
+fn a_late_closing_request_still_gets_its_response() {
+    let wsd = Wsd::start(
+        r#"
+[log]
+level = "info"
+[timeouts]
+handshake = "5s"
+close = "200ms"
+"#,
+    );
+    for request in [
+        "GET / HTTP/1.0\r\nHost: x\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "GET /nothing-here HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+    ] {
+        let mut raw = Raw::connect(wsd.addr);
+        std::thread::sleep(std::time::Duration::from_millis(600));
+        raw.send(request.as_bytes());
+        let resp = raw
+            .read_response(WAIT)
+            .unwrap_or_else(|| panic!("no response to a late {request:?}"));
+        assert!(resp.status >= 200, "{request:?}: {}", resp.status);
+    }
+}

@@ -494,11 +494,13 @@ impl Reactor {
             return;
         };
         let id = conn.id;
+        // Every way of answering and then ending the connection goes through
+        // start_closing below, which also starts the close deadline from now.
+        let mut close = false;
         match request.websocket_upgrade() {
             Err(e) => {
                 conn.outbox.append(|out| write_error_response(out, &e));
-                conn.close_after_flush = true;
-                conn.since = self.now;
+                close = true;
                 self.stats.handshake_failures += 1;
                 self.log_peer(format_args!(
                     "conn {id}: refused upgrade {} {}: {e} (answered {})",
@@ -527,14 +529,13 @@ impl Reactor {
                         conn.since = self.now;
                     }
                     None if reply.keep_alive => conn.since = self.now,
-                    None => conn.close_after_flush = true,
+                    None => close = true,
                 }
             }
             Ok(Some(upgrade)) => match self.app.admit(&request, &upgrade) {
                 Admission::Reject(rejection) => {
                     conn.outbox.append(|out| rejection.write(out));
-                    conn.close_after_flush = true;
-                    conn.since = self.now;
+                    close = true;
                     self.stats.handshake_failures += 1;
                     self.log_peer(format_args!(
                         "conn {id}: refused upgrade to {}: {} (answered {})",
@@ -545,31 +546,33 @@ impl Reactor {
                 }
                 Admission::Accept(accepted) => {
                     let route = self.app.route(accepted.route).clone();
-                    let room = match &accepted.room {
-                        None => None,
-                        Some(name) => match self.rooms.join(
-                            accepted.route,
-                            name,
-                            key,
-                            route.max_rooms,
-                            route.max_members,
-                        ) {
-                            Ok(room) => Some(room),
-                            Err(e) => {
-                                conn.outbox.append(|out| {
-                                    write_closing_response(out, 503, &[], &format!("chat: {e}"))
-                                });
-                                conn.close_after_flush = true;
-                                conn.since = self.now;
-                                self.stats.handshake_failures += 1;
-                                self.log_peer(format_args!(
-                                    "conn {id}: refused chat join on {}: {e}",
-                                    route.path
-                                ));
-                                self.start_closing(key);
-                                return;
-                            }
-                        },
+                    let joined = match &accepted.room {
+                        None => Ok(None),
+                        Some(name) => self
+                            .rooms
+                            .join(
+                                accepted.route,
+                                name,
+                                key,
+                                route.max_rooms,
+                                route.max_members,
+                            )
+                            .map(Some),
+                    };
+                    let room = match joined {
+                        Ok(room) => room,
+                        Err(e) => {
+                            conn.outbox.append(|out| {
+                                write_closing_response(out, 503, &[], &format!("chat: {e}"))
+                            });
+                            self.stats.handshake_failures += 1;
+                            self.log_peer(format_args!(
+                                "conn {id}: refused chat join on {}: {e}",
+                                route.path
+                            ));
+                            self.start_closing(key);
+                            return;
+                        }
                     };
                     conn.outbox.append(|out| {
                         write_accept_response(out, &upgrade, accepted.protocol.as_deref(), &[])
@@ -600,8 +603,12 @@ impl Reactor {
                 }
             },
         }
-        self.mark_dirty(key);
-        self.check_timeouts(key);
+        if close {
+            self.start_closing(key);
+        } else {
+            self.mark_dirty(key);
+            self.check_timeouts(key);
+        }
     }
 
     // ---- messages ----
