@@ -54,13 +54,11 @@ fn masked_stream(opcode: OpCode, size: usize) -> Vec<u8> {
 /// does; returns the payload bytes delivered.
 fn decode_all(stream: &[u8]) -> usize {
     let mut ws = WebSocket::server(Limits::default());
-    let mut pos = 0;
     let mut delivered = 0;
-    while pos < stream.len() {
-        pos += ws
-            .handle_read(&stream[pos..])
-            .expect("the bench stream is valid");
-        if let Some(Event::Message(message)) = ws.poll_event() {
+    let consumed = ws.handle_read(stream).expect("the bench stream is valid");
+    assert_eq!(consumed, stream.len());
+    while let Some(event) = ws.poll_event() {
+        if let Event::Message(message) = event {
             delivered += message.data.len();
             black_box(message);
         }

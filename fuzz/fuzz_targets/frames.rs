@@ -39,7 +39,7 @@ enum Side {
 fn open(side: Side, limits: Limits) -> WebSocket {
     match side {
         Side::Server => WebSocket::server(limits),
-        Side::Client => WebSocket::client(limits, 0x5eed),
+        Side::Client => WebSocket::client(limits, [0x5e; 32]),
     }
 }
 
@@ -108,42 +108,35 @@ fn drain(
     received: &mut Vec<u8>,
     out: &mut Outcome,
 ) -> Result<(), ProtocolError> {
-    let mut pos = 0;
-    let result = loop {
-        let tail = &received[pos..];
-        let consumed = match ws.handle_read(tail) {
-            Ok(n) => n,
-            Err(e) => {
-                ws.poll_transmit(&mut out.transmit);
-                break Err(e);
+    let result = ws.handle_read(received);
+    while let Some(event) = ws.poll_event() {
+        check_event(&event, limits);
+        out.events.push(event);
+    }
+    ws.poll_transmit(&mut out.transmit);
+    let pos = match result {
+        Ok(consumed) => {
+            assert!(
+                consumed <= received.len(),
+                "consumed {consumed} of {}",
+                received.len()
+            );
+            // What is left is at most a partial frame header.
+            let left = received.len() - consumed;
+            assert!(left < MAX_HEADER_LEN, "stalled with {left} bytes left");
+            if ws.state() == State::Closed {
+                assert_eq!(left, 0, "a closed connection must discard input");
             }
-        };
-        assert!(
-            consumed <= tail.len(),
-            "consumed {consumed} of {}",
-            tail.len()
-        );
-        pos += consumed;
-        ws.poll_transmit(&mut out.transmit);
-        match ws.poll_event() {
-            Some(event) => {
-                check_event(&event, limits);
-                out.events.push(event);
-            }
-            None => {
-                // No event: the core stopped only because it needs more bytes, so
-                // what is left is at most a partial frame header.
-                let left = received.len() - pos;
-                assert!(left < MAX_HEADER_LEN, "stalled with {left} bytes left");
-                if ws.state() == State::Closed {
-                    assert_eq!(left, 0, "a closed connection must discard input");
-                }
-                break Ok(());
-            }
+            consumed
+        }
+        Err(e) => {
+            assert_eq!(ws.state(), State::Closed, "a failure closes once drained");
+            received.clear();
+            return Err(e);
         }
     };
     received.drain(..pos);
-    result
+    Ok(())
 }
 
 fn check_event(event: &Event, limits: Limits) {

@@ -168,7 +168,7 @@ pub struct Connection {
     handshake: Option<Box<ClientHandshake>>,
     ws: Option<WebSocket>,
     limits: Limits,
-    mask_seed: u64,
+    mask_seed: [u8; 32],
     /// Received bytes not yet consumed.
     input: Vec<u8>,
     /// Bytes to send; `output[out_pos..]` is unsent.
@@ -182,10 +182,10 @@ pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
     getrandom::fill(buf).map_err(|e| io::Error::other(e.to_string()))
 }
 
-fn random_u64() -> io::Result<u64> {
-    let mut b = [0u8; 8];
+fn random_seed() -> io::Result<[u8; 32]> {
+    let mut b = [0u8; 32];
     random_bytes(&mut b)?;
-    Ok(u64::from_ne_bytes(b))
+    Ok(b)
 }
 
 impl Connection {
@@ -249,7 +249,7 @@ impl Connection {
             handshake: Some(Box::new(handshake)),
             ws: None,
             limits: spec.limits,
-            mask_seed: random_u64().map_err(ConnError::Io)?,
+            mask_seed: random_seed().map_err(ConnError::Io)?,
             input: Vec::new(),
             output,
             out_pos: 0,
@@ -451,34 +451,24 @@ impl Connection {
         let Some(ws) = self.ws.as_mut() else {
             return;
         };
-        let mut pos = 0;
-        loop {
-            let result = ws.handle_read(&data[pos..]);
-            ws.poll_transmit(&mut self.output);
-            match result {
-                Ok(used) => {
-                    pos += used;
-                    let mut got = false;
-                    while let Some(ev) = ws.poll_event() {
-                        got = true;
-                        self.events.push_back(match ev {
-                            Event::Message(m) => ConnEvent::Message(m),
-                            Event::Ping(p) => ConnEvent::Ping(p),
-                            Event::Pong(p) => ConnEvent::Pong(p),
-                            Event::Close(c) => ConnEvent::Close(c),
-                        });
-                    }
-                    if !got || pos >= data.len() {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    // The core queued our close with the error's code; send it, then fail.
-                    self.flush();
-                    return self.fail(ConnError::Protocol(e));
-                }
-            }
+        let result = ws.handle_read(data);
+        while let Some(ev) = ws.poll_event() {
+            self.events.push_back(match ev {
+                Event::Message(m) => ConnEvent::Message(m),
+                Event::Ping(p) => ConnEvent::Ping(p),
+                Event::Pong(p) => ConnEvent::Pong(p),
+                Event::Close(c) => ConnEvent::Close(c),
+            });
         }
+        ws.poll_transmit(&mut self.output);
+        let pos = match result {
+            Ok(used) => used,
+            Err(e) => {
+                // The core queued our close with the error's code; send it, then fail.
+                self.flush();
+                return self.fail(ConnError::Protocol(e));
+            }
+        };
         if pos < data.len() {
             self.input.extend_from_slice(&data[pos..]);
         }

@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use crate::core::close::CloseCode;
+use crate::core::close_code::CloseCode;
 
 /// A frame or message from the peer broke RFC 6455 or a configured limit.
 ///

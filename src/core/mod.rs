@@ -7,6 +7,8 @@
 
 pub mod client_handshake;
 pub mod close;
+pub mod close_code;
+pub mod encode;
 pub mod error;
 pub mod frame;
 pub mod handshake;
@@ -19,7 +21,9 @@ pub mod websocket;
 mod tests;
 
 pub use client_handshake::{Accepted, ClientHandshake};
-pub use close::{CloseCode, CloseFrame};
+pub use close::CloseFrame;
+pub use close_code::CloseCode;
+pub use encode::{encode_shared, Encoding, FrameHead, OwnedFrame, SharedFrame};
 pub use error::{HandshakeError, ProtocolError};
 pub use frame::{encode_frame, FrameHeader, OpCode};
 pub use handshake::{accept_key, write_accept_response, Upgrade};

@@ -6,14 +6,30 @@
 //! It must never touch a socket or a clock, and holds no heap memory while idle:
 //! every buffer it fills is handed over with the event that completes it.
 //!
-//! Driving it: call [`WebSocket::handle_read`] with received bytes; it consumes
-//! bytes until it has produced one event or needs more input. Then drain
-//! [`WebSocket::poll_event`] and [`WebSocket::poll_transmit`] and call again with the
-//! unconsumed rest. Extensions (permessage-deflate) would hook in where a frame's
-//! RSV bits are checked and where a finished message is handed out; TLS sits below,
-//! as a byte-stream layer between socket and core.
+//! Driving it, the one loop every caller writes:
+//!
+//! 1. [`WebSocket::handle_read`] with the received bytes: it consumes every whole
+//!    frame and any partial payload, queues the events they complete, and returns
+//!    how many bytes it took (the caller keeps the rest, at most a partial header).
+//! 2. [`WebSocket::poll_event`] until `None`, answering each event (replies sent
+//!    while handling an event go out before anything the peer sent after it).
+//! 3. [`WebSocket::poll_transmit`] for the automatic replies (pongs, close replies,
+//!    the close frame of a failed connection), then write everything out.
+//!
+//! Outgoing data goes through [`WebSocket::send`] / [`WebSocket::send_owned`], or
+//! [`crate::core::encode_shared`] with [`WebSocket::shared_encoding`] for fan-out.
+//! Extensions (permessage-deflate) hook in where a frame's RSV bits are checked,
+//! where a finished message is handed out, and in [`crate::core::encode`]; TLS
+//! sits below, as a byte-stream layer between socket and core.
 
-use crate::core::close::{parse_close_payload, write_close_payload, CloseCode, CloseFrame};
+use std::collections::VecDeque;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::core::close::{parse_close_payload, write_close_payload, CloseFrame};
+use crate::core::close_code::CloseCode;
+use crate::core::encode::{encode_message, encode_owned, Encoding, OwnedFrame};
 use crate::core::error::ProtocolError;
 use crate::core::frame::{encode_frame, FrameHeader, OpCode};
 use crate::core::mask::apply_mask;
@@ -84,12 +100,12 @@ impl Message {
 pub enum Event {
     /// A complete text or binary message.
     Message(Message),
-    /// A ping; its pong is already queued for [`WebSocket::poll_transmit`].
+    /// A ping; polling it queues its pong for [`WebSocket::poll_transmit`].
     Ping(Vec<u8>),
     /// A pong, solicited or not. Useful as a sign of life.
     Pong(Vec<u8>),
-    /// The peer's close frame (`None`: it carried no code). Our reply, if one was
-    /// owed, is queued; the state is now [`State::Closed`].
+    /// The peer's close frame (`None`: it carried no code). Polling it queues our
+    /// reply, if one was owed, and moves the state to [`State::Closed`].
     Close(Option<CloseFrame>),
 }
 
@@ -148,8 +164,9 @@ pub struct WebSocket {
     role: Role,
     limits: Limits,
     state: State,
-    /// Client role: the state of the masking-key generator.
-    mask_state: u64,
+    /// Client role: the CSPRNG that draws masking keys (§5.3, §10.3). Boxed so
+    /// that server-side connections, which never mask, stay one word.
+    masks: Option<Box<StdRng>>,
     /// Receive-side work under way; `None` while idle, so an idle connection's
     /// state is a few words and no heap (the daemon holds thousands of them).
     in_progress: Option<Box<InProgress>>,
@@ -163,7 +180,13 @@ struct InProgress {
     message: Option<PartialMessage>,
     /// The payload of the control frame being received (at most 125 bytes).
     control: Vec<u8>,
-    event: Option<Event>,
+    /// Events not yet polled, in the order the peer caused them.
+    events: VecDeque<Event>,
+    /// The error that failed the connection; it takes effect (close frame queued,
+    /// state `Closed`) once every event before it has been polled.
+    failure: Option<ProtocolError>,
+    /// A close frame or an error ended the input: later bytes are ignored.
+    input_ended: bool,
     /// Automatic replies (pong, close) waiting for `poll_transmit`.
     transmit: Vec<u8>,
 }
@@ -172,7 +195,9 @@ impl InProgress {
     fn is_idle(&self) -> bool {
         self.frame.is_none()
             && self.message.is_none()
-            && self.event.is_none()
+            && self.events.is_empty()
+            && self.failure.is_none()
+            && !self.input_ended
             && self.control.is_empty()
             && self.transmit.is_empty()
     }
@@ -181,21 +206,23 @@ impl InProgress {
 impl WebSocket {
     /// A server-side connection, open (the handshake is done).
     pub fn server(limits: Limits) -> Self {
-        Self::new(Role::Server, limits, 0)
+        Self::new(Role::Server, limits, None)
     }
 
-    /// A client-side connection, open. `mask_seed` MUST come from a strong source of
-    /// randomness (§5.3); masking keys are drawn from a generator seeded with it.
-    pub fn client(limits: Limits, mask_seed: u64) -> Self {
-        Self::new(Role::Client, limits, mask_seed | 1)
+    /// A client-side connection, open. `mask_seed` MUST come from the operating
+    /// system's randomness (e.g. `getrandom`): masking keys are drawn from a
+    /// ChaCha CSPRNG seeded with it, so they are unpredictable (§5.3, §10.3).
+    pub fn client(limits: Limits, mask_seed: [u8; 32]) -> Self {
+        let masks = Box::new(StdRng::from_seed(mask_seed));
+        Self::new(Role::Client, limits, Some(masks))
     }
 
-    fn new(role: Role, limits: Limits, mask_state: u64) -> Self {
+    fn new(role: Role, limits: Limits, masks: Option<Box<StdRng>>) -> Self {
         WebSocket {
             role,
             limits,
             state: State::Open,
-            mask_state,
+            masks,
             in_progress: None,
         }
     }
@@ -213,23 +240,29 @@ impl WebSocket {
         self.state == State::Open
     }
 
-    /// Consumes bytes from the front of `input` until one event is ready or more
-    /// input is needed, and returns how many bytes it consumed; the caller keeps the
-    /// rest and passes it again. After a protocol error the connection is failed: a
-    /// close frame with the error's code is queued and the state is `Closed`.
+    /// Consumes every whole frame and any partial payload from the front of
+    /// `input`, queues the events they complete (see [`WebSocket::poll_event`]) and
+    /// returns how many bytes it took; the caller keeps the rest (at most a partial
+    /// frame header) and passes it again with more.
+    ///
+    /// A protocol error fails the connection and is returned here. Events from
+    /// before the error stay queued and MUST still be polled: the close frame with
+    /// the error's code is queued, and the state becomes `Closed`, once they have
+    /// been, so replies to them go out before the close.
     pub fn handle_read(&mut self, input: &[u8]) -> Result<usize, ProtocolError> {
         if input.is_empty() && self.in_progress.is_none() {
             return Ok(0);
         }
         let result = self.read_frames(input);
+        self.apply_failure_when_due();
         self.release_if_idle();
         result
     }
 
     fn read_frames(&mut self, input: &[u8]) -> Result<usize, ProtocolError> {
         let mut pos = 0;
-        while self.work().event.is_none() {
-            if self.state == State::Closed {
+        loop {
+            if self.state == State::Closed || self.work().input_ended {
                 return Ok(input.len());
             }
             let step = match &self.work().frame {
@@ -262,14 +295,37 @@ impl WebSocket {
         Ok(pos)
     }
 
-    /// The next event, if one is ready.
+    /// The next event, in the order the peer caused them. Polling a ping queues
+    /// its pong; polling a close queues the close reply and ends the connection.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.in_progress.as_mut().and_then(|p| p.event.take())
+        let event = self.in_progress.as_mut()?.events.pop_front();
+        match &event {
+            Some(Event::Ping(payload)) if self.state == State::Open => {
+                self.queue_control(OpCode::Pong, payload);
+            }
+            Some(Event::Close(close)) => {
+                if self.state == State::Open {
+                    let mut reply = Vec::with_capacity(2);
+                    if let Some(frame) = close {
+                        write_close_payload(&mut reply, frame.code, "");
+                    }
+                    self.queue_control(OpCode::Close, &reply);
+                }
+                self.state = State::Closed;
+            }
+            Some(_) => {}
+            // Every event before a failure has been handled: it takes effect now.
+            None => self.apply_failure_when_due(),
+        }
+        self.release_if_idle();
+        event
     }
 
     /// Moves the automatic replies (pongs, close replies, the close frame of a
-    /// failed connection) onto the end of `out`; returns how many bytes.
+    /// failed connection) onto the end of `out`; returns how many bytes. Call it
+    /// after polling every event: a pending failure takes effect here at the latest.
     pub fn poll_transmit(&mut self, out: &mut Vec<u8>) -> usize {
+        self.apply_failure_when_due();
         let Some(p) = self.in_progress.as_mut() else {
             return 0;
         };
@@ -298,13 +354,52 @@ impl WebSocket {
         payload: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<(), NotOpen> {
-        self.send_frame(kind.opcode(), payload, out)
+        if self.state != State::Open {
+            return Err(NotOpen);
+        }
+        let mask = self.next_mask();
+        encode_message(out, self.encoding(), kind, payload, mask);
+        Ok(())
+    }
+
+    /// Encodes one message as a frame that keeps `payload`'s buffer, so the
+    /// caller can queue a large payload without copying it.
+    pub fn send_owned(
+        &mut self,
+        kind: MessageKind,
+        payload: Vec<u8>,
+    ) -> Result<OwnedFrame, NotOpen> {
+        if self.state != State::Open {
+            return Err(NotOpen);
+        }
+        let mask = self.next_mask();
+        Ok(encode_owned(self.encoding(), kind, payload, mask))
+    }
+
+    /// The encoding a frame shared with other connections must have to be sent
+    /// on this one; `None` if this side cannot take shared frames (clients mask
+    /// every frame with a key of its own) or the connection is no longer open.
+    pub fn shared_encoding(&self) -> Option<Encoding> {
+        (self.role == Role::Server && self.state == State::Open).then(|| self.encoding())
+    }
+
+    /// Records that a frame encoded elsewhere (see [`crate::core::encode_shared`])
+    /// is being sent on this connection; it must have [`WebSocket::shared_encoding`].
+    pub fn send_shared(&mut self) -> Result<(), NotOpen> {
+        match self.shared_encoding() {
+            Some(_) => Ok(()),
+            None => Err(NotOpen),
+        }
+    }
+
+    fn encoding(&self) -> Encoding {
+        Encoding::Plain
     }
 
     /// Appends a ping to `out`. `payload` is cut to 125 bytes.
     pub fn ping(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), NotOpen> {
         let payload = &payload[..payload.len().min(125)];
-        self.send_frame(OpCode::Ping, payload, out)
+        self.send_control(OpCode::Ping, payload, out)
     }
 
     /// Starts the closing handshake: appends a close frame to `out` and moves to
@@ -317,7 +412,7 @@ impl WebSocket {
     ) -> Result<(), NotOpen> {
         let mut payload = Vec::with_capacity(2 + reason.len().min(123));
         write_close_payload(&mut payload, code, reason);
-        self.send_frame(OpCode::Close, &payload, out)?;
+        self.send_control(OpCode::Close, &payload, out)?;
         self.state = State::Closing;
         if let Some(p) = self.in_progress.as_mut() {
             p.message = None;
@@ -326,7 +421,7 @@ impl WebSocket {
         Ok(())
     }
 
-    fn send_frame(
+    fn send_control(
         &mut self,
         opcode: OpCode,
         payload: &[u8],
@@ -440,27 +535,19 @@ impl WebSocket {
         match frame.header.opcode {
             OpCode::Ping => {
                 let payload = std::mem::take(&mut self.work().control);
-                if self.state == State::Open {
-                    self.queue_control(OpCode::Pong, &payload);
-                }
-                self.work().event = Some(Event::Ping(payload));
+                self.work().events.push_back(Event::Ping(payload));
             }
             OpCode::Pong => {
-                self.work().event = Some(Event::Pong(std::mem::take(&mut self.work().control)))
+                let payload = std::mem::take(&mut self.work().control);
+                self.work().events.push_back(Event::Pong(payload));
             }
             OpCode::Close => {
                 let payload = std::mem::take(&mut self.work().control);
                 let close = parse_close_payload(&payload)?;
-                if self.state == State::Open {
-                    let mut reply = Vec::with_capacity(2);
-                    if let Some(frame) = &close {
-                        write_close_payload(&mut reply, frame.code, "");
-                    }
-                    self.queue_control(OpCode::Close, &reply);
-                }
-                self.state = State::Closed;
-                self.work().message = None;
-                self.work().event = Some(Event::Close(close));
+                let work = self.work();
+                work.message = None;
+                work.input_ended = true;
+                work.events.push_back(Event::Close(close));
             }
             OpCode::Text | OpCode::Binary | OpCode::Continuation => {
                 if frame.header.fin {
@@ -468,7 +555,7 @@ impl WebSocket {
                         if msg.kind == MessageKind::Text {
                             msg.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
                         }
-                        self.work().event = Some(Event::Message(Message {
+                        self.work().events.push_back(Event::Message(Message {
                             kind: msg.kind,
                             data: msg.data,
                         }));
@@ -479,21 +566,36 @@ impl WebSocket {
         Ok(())
     }
 
-    /// Fails the connection (§7.1.7): queues a close with the error's code unless a
-    /// close was already sent, drops partial state, and moves to `Closed`.
+    /// Fails the connection (§7.1.7): drops partial state and ignores further
+    /// input; the close frame follows once the events before it are polled.
     fn fail(&mut self, error: ProtocolError) -> ProtocolError {
+        let work = self.work();
+        work.frame = None;
+        work.message = None;
+        work.control = Vec::new();
+        work.input_ended = true;
+        work.failure = Some(error.clone());
+        error
+    }
+
+    /// Once no event precedes a failure: queues a close with the error's code
+    /// (unless a close was already sent) and moves to `Closed`.
+    fn apply_failure_when_due(&mut self) {
+        let Some(p) = self.in_progress.as_mut() else {
+            return;
+        };
+        if !p.events.is_empty() {
+            return;
+        }
+        let Some(error) = p.failure.take() else {
+            return;
+        };
         if self.state == State::Open {
             let mut payload = Vec::new();
             write_close_payload(&mut payload, error.close_code(), &error.to_string());
             self.queue_control(OpCode::Close, &payload);
         }
         self.state = State::Closed;
-        if let Some(p) = self.in_progress.as_mut() {
-            p.frame = None;
-            p.message = None;
-            p.control = Vec::new();
-        }
-        error
     }
 
     fn queue_control(&mut self, opcode: OpCode, payload: &[u8]) {
@@ -512,18 +614,9 @@ impl WebSocket {
         }
     }
 
-    /// A fresh masking key on the client side (xorshift64*), none on the server side.
+    /// A fresh, unpredictable masking key on the client side; none on the server side.
     fn next_mask(&mut self) -> Option<[u8; 4]> {
-        if self.role == Role::Server {
-            return None;
-        }
-        let mut x = self.mask_state;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.mask_state = x;
-        let word = x.wrapping_mul(0x2545_F491_4F6C_DD1D);
-        Some(((word >> 32) as u32).to_ne_bytes())
+        self.masks.as_mut().map(|rng| rng.next_u32().to_ne_bytes())
     }
 }
 
@@ -539,18 +632,14 @@ mod tests {
 
     /// Feeds `input` like the reactor does and drains every event and reply.
     fn feed_and_drain(ws: &mut WebSocket, input: &[u8]) -> Vec<Event> {
-        let (mut pos, mut events, mut sent) = (0, Vec::new(), Vec::new());
-        loop {
-            let n = ws.handle_read(&input[pos..]).unwrap();
-            pos += n;
-            let event = ws.poll_event();
-            ws.poll_transmit(&mut sent);
-            match event {
-                Some(e) => events.push(e),
-                None if n == 0 => return events,
-                None => {}
-            }
+        let (mut events, mut sent) = (Vec::new(), Vec::new());
+        let n = ws.handle_read(input).unwrap();
+        assert_eq!(n, input.len());
+        while let Some(e) = ws.poll_event() {
+            events.push(e);
         }
+        ws.poll_transmit(&mut sent);
+        events
     }
 
     #[test]

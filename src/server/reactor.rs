@@ -428,61 +428,57 @@ impl Reactor {
         }
     }
 
-    /// Feeds frames to the core until it wants more input; returns the new position.
-    fn websocket_input(&mut self, key: usize, data: &[u8], mut pos: usize) -> usize {
+    /// Feeds frames to the core, handles every event it queued, then queues its
+    /// automatic replies; returns the new position.
+    fn websocket_input(&mut self, key: usize, data: &[u8], pos: usize) -> usize {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return data.len();
+        };
+        let Phase::WebSocket(session) = &mut conn.phase else {
+            return pos;
+        };
+        let result = session.ws.handle_read(&data[pos..]);
         loop {
             let Some(conn) = self.conns.get_mut(key) else {
                 return data.len();
             };
             let Phase::WebSocket(session) = &mut conn.phase else {
-                return pos;
-            };
-            let result = session.ws.handle_read(&data[pos..]);
-            let event = session.ws.poll_event();
-            if session.ws.has_transmit() {
-                let ws = &mut session.ws;
-                conn.outbox.append(|out| {
-                    ws.poll_transmit(out);
-                });
-                self.mark_dirty(key);
-            }
-            let Some(conn) = self.conns.get_mut(key) else {
                 return data.len();
             };
-            let consumed = match result {
-                Ok(n) => n,
-                Err(e) => {
-                    self.stats.protocol_errors += 1;
-                    *self.stats.closes_sent.entry(e.close_code().0).or_default() += 1;
-                    debug!(
-                        "conn {}: protocol error: {e} (closing with {})",
-                        conn.id,
-                        e.close_code().0
-                    );
-                    self.start_closing(key);
-                    return data.len();
-                }
+            let Some(event) = session.ws.poll_event() else {
+                break;
             };
-            pos += consumed;
-            let had_event = event.is_some();
-            if let Some(event) = event {
-                self.on_event(key, event);
+            self.on_event(key, event);
+        }
+        let Some(conn) = self.conns.get_mut(key) else {
+            return data.len();
+        };
+        let Phase::WebSocket(session) = &mut conn.phase else {
+            return data.len();
+        };
+        let ws = &mut session.ws;
+        conn.outbox.append(|out| {
+            ws.poll_transmit(out);
+        });
+        let closed = ws.state() == State::Closed;
+        let id = conn.id;
+        self.mark_dirty(key);
+        match result {
+            Err(e) => {
+                self.stats.protocol_errors += 1;
+                *self.stats.closes_sent.entry(e.close_code().0).or_default() += 1;
+                debug!(
+                    "conn {id}: protocol error: {e} (closing with {})",
+                    e.close_code().0
+                );
+                self.start_closing(key);
+                data.len()
             }
-            let Some(conn) = self.conns.get_mut(key) else {
-                return data.len();
-            };
-            if let Phase::WebSocket(session) = &conn.phase {
-                if session.ws.state() == State::Closed {
-                    self.start_closing(key);
-                    return data.len();
-                }
+            Ok(_) if closed => {
+                self.start_closing(key);
+                data.len()
             }
-            if !had_event && consumed == 0 {
-                return pos;
-            }
-            if pos == data.len() && !had_event {
-                return pos;
-            }
+            Ok(n) => pos + n,
         }
     }
 

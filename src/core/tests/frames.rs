@@ -136,7 +136,7 @@ fn frame_over_max_frame_size_is_1009_from_the_header_alone() {
     for role in [Role::Server, Role::Client] {
         let (mut ws, mask) = match role {
             Role::Server => (WebSocket::server(limits), Some(KEY)),
-            Role::Client => (WebSocket::client(limits, 1), None),
+            Role::Client => (WebSocket::client(limits, [1; 32]), None),
         };
         // Only the header, no payload: the error is already there.
         let out = drive_whole(&mut ws, &raw_header(FIN | BIN, mask, 1001));
@@ -396,19 +396,66 @@ fn zero_length_messages_and_fragments_are_delivered() {
 }
 
 #[test]
-fn handle_read_stops_after_one_event_and_keeps_the_rest() {
+fn handle_read_takes_every_whole_frame_and_queues_events_in_order() {
     let first = cf(FIN | TEXT, b"one");
     let second = cf(FIN | BIN, b"two");
-    let input = concat(&[first.clone(), second.clone()]);
+    let input = concat(&[first, second]);
     let mut ws = server();
-    assert_eq!(ws.handle_read(&input), Ok(first.len()));
-    // Until the event is taken, nothing more is consumed.
-    assert_eq!(ws.handle_read(&input[first.len()..]), Ok(0));
+    assert_eq!(ws.handle_read(&input), Ok(input.len()));
     assert_eq!(ws.poll_event(), Some(text("one")));
-    assert_eq!(ws.handle_read(&input[first.len()..]), Ok(second.len()));
     assert_eq!(ws.poll_event(), Some(binary(b"two")));
     assert_eq!(ws.poll_event(), None);
     assert_eq!(ws.handle_read(&[]), Ok(0));
+}
+
+#[test]
+fn a_reply_to_a_message_before_a_protocol_error_precedes_the_close() {
+    // Autobahn 4.1.3: a message, then a frame with a reserved opcode, in one read.
+    let input = concat(&[
+        cf(FIN | TEXT, b"hi"),
+        cf(FIN | 0x3, b""),
+        cf(FIN | PING, b""),
+    ]);
+    let mut ws = server();
+    assert_eq!(
+        ws.handle_read(&input),
+        Err(ProtocolError::ReservedOpcode(3))
+    );
+    assert_eq!(ws.state(), State::Open, "the close waits for the message");
+    let Some(Event::Message(m)) = ws.poll_event() else {
+        panic!("the message before the error is still delivered");
+    };
+    let mut out = Vec::new();
+    ws.send(m.kind, &m.data, &mut out).unwrap();
+    assert_eq!(ws.poll_event(), None, "nothing after the error");
+    assert_eq!(ws.state(), State::Closed);
+    ws.poll_transmit(&mut out);
+    let frames = sent_frames(&out);
+    assert_eq!(frames.len(), 2, "{frames:?}");
+    assert_eq!(frames[0].payload, b"hi");
+    assert_eq!(frames[1].close_code(), Some(1002));
+}
+
+#[test]
+fn a_reply_to_a_message_before_the_peers_close_precedes_the_close_reply() {
+    // Autobahn 7.1.1: a message followed by a close frame.
+    let input = concat(&[
+        cf(FIN | TEXT, b"bye"),
+        cf(FIN | CLOSE, &close_payload(1000, b"")),
+    ]);
+    let mut ws = server();
+    assert_eq!(ws.handle_read(&input), Ok(input.len()));
+    let mut out = Vec::new();
+    let Some(Event::Message(m)) = ws.poll_event() else {
+        panic!("message first");
+    };
+    ws.send(m.kind, &m.data, &mut out).unwrap();
+    assert!(matches!(ws.poll_event(), Some(Event::Close(_))));
+    assert_eq!(ws.state(), State::Closed);
+    ws.poll_transmit(&mut out);
+    let frames = sent_frames(&out);
+    assert_eq!(frames[0].payload, b"bye");
+    assert_eq!(frames[1].close_code(), Some(1000));
 }
 
 #[test]

@@ -7,18 +7,9 @@ use crate::core::*;
 const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
 fn read_all(ws: &mut WebSocket, input: &[u8]) -> Vec<Event> {
-    let mut events = Vec::new();
-    let mut pos = 0;
-    loop {
-        let n = ws.handle_read(&input[pos..]).expect("valid input");
-        pos += n;
-        match ws.poll_event() {
-            Some(e) => events.push(e),
-            None if n == 0 || pos == input.len() => break,
-            None => {}
-        }
-    }
-    events
+    let n = ws.handle_read(input).expect("valid input");
+    assert_eq!(n, input.len());
+    std::iter::from_fn(|| ws.poll_event()).collect()
 }
 
 #[test]
@@ -51,7 +42,7 @@ fn masked_hello_from_client_is_a_text_message() {
 #[test]
 fn unmasked_hello_from_server_is_a_text_message() {
     let frame = [0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f];
-    let mut ws = WebSocket::client(Limits::default(), 7);
+    let mut ws = WebSocket::client(Limits::default(), [7; 32]);
     let events = read_all(&mut ws, &frame);
     assert_eq!(
         events,
@@ -71,7 +62,7 @@ fn unmasked_hello_from_server_is_a_text_message() {
 fn fragmented_unmasked_hello_is_one_text_message() {
     let first = [0x01, 0x03, 0x48, 0x65, 0x6c];
     let second = [0x80, 0x02, 0x6c, 0x6f];
-    let mut ws = WebSocket::client(Limits::default(), 7);
+    let mut ws = WebSocket::client(Limits::default(), [7; 32]);
     assert_eq!(read_all(&mut ws, &first), vec![]);
     assert_eq!(
         read_all(&mut ws, &second),
@@ -89,7 +80,7 @@ fn fragmented_unmasked_hello_is_one_text_message() {
 #[test]
 fn unmasked_ping_is_answered_with_a_masked_pong() {
     let ping = [0x89, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f];
-    let mut ws = WebSocket::client(Limits::default(), 7);
+    let mut ws = WebSocket::client(Limits::default(), [7; 32]);
     assert_eq!(
         read_all(&mut ws, &ping),
         vec![Event::Ping(b"Hello".to_vec())]
@@ -128,7 +119,7 @@ fn binary_of_256_bytes_uses_a_16_bit_length() {
         .unwrap();
     assert_eq!(out[..4], [0x82, 0x7E, 0x01, 0x00]);
     assert_eq!(&out[4..], &payload[..]);
-    let mut ws = WebSocket::client(Limits::default(), 7);
+    let mut ws = WebSocket::client(Limits::default(), [7; 32]);
     assert_eq!(
         read_all(&mut ws, &out),
         vec![Event::Message(Message {
@@ -150,7 +141,7 @@ fn binary_of_64_kib_uses_a_64_bit_length() {
         [0x82, 0x7F, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00]
     );
     assert_eq!(&out[10..], &payload[..]);
-    let mut ws = WebSocket::client(Limits::default(), 7);
+    let mut ws = WebSocket::client(Limits::default(), [7; 32]);
     assert_eq!(
         read_all(&mut ws, &out),
         vec![Event::Message(Message {

@@ -1,0 +1,169 @@
+//! Encoding outgoing data messages into frames: per connection (owned bytes) or
+//! once for many connections (a shared frame for room fan-out).
+//!
+//! Owns the bytes of every data frame the core sends: header, RSV bits and
+//! payload transform. An extension such as permessage-deflate plugs in here, as a
+//! new [`Encoding`] variant. It must never choose recipients or queue anything:
+//! callers decide where the bytes go.
+
+use std::rc::Rc;
+
+use crate::core::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
+use crate::core::mask::apply_mask;
+use crate::core::websocket::MessageKind;
+
+/// How a connection's data frames are encoded. Connections with equal encodings
+/// can share one encoded frame, so fan-out encodes once per encoding in use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Encoding {
+    /// Unmasked and untransformed: the server side without extensions.
+    Plain,
+}
+
+impl Encoding {
+    /// The RSV bits on the first frame of a message in this encoding.
+    fn rsv(self) -> u8 {
+        match self {
+            Encoding::Plain => 0,
+        }
+    }
+}
+
+/// A frame header, kept inline (no heap) until it is queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameHead {
+    bytes: [u8; MAX_HEADER_LEN],
+    len: u8,
+}
+
+impl FrameHead {
+    fn new(header: &FrameHeader) -> FrameHead {
+        let mut v = Vec::with_capacity(MAX_HEADER_LEN);
+        header.encode(&mut v);
+        let mut bytes = [0; MAX_HEADER_LEN];
+        bytes[..v.len()].copy_from_slice(&v);
+        FrameHead {
+            bytes,
+            len: v.len() as u8,
+        }
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+/// One encoded frame whose payload is owned: the caller queues the header and
+/// then the payload without copying it (large echoes are never copied).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedFrame {
+    pub head: FrameHead,
+    pub payload: Vec<u8>,
+}
+
+impl OwnedFrame {
+    /// Header plus payload length.
+    pub fn len(&self) -> usize {
+        usize::from(self.head.len) + self.payload.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// One encoded frame that many connections' queues refer to.
+pub type SharedFrame = Rc<[u8]>;
+
+/// Encodes a message as one frame for every connection whose encoding is
+/// `encoding` (server side: unmasked).
+pub fn encode_shared(encoding: Encoding, kind: MessageKind, payload: &[u8]) -> SharedFrame {
+    let mut out = Vec::new();
+    encode_message(&mut out, encoding, kind, payload, None);
+    Rc::from(out)
+}
+
+/// Appends one message as a single frame to `out`, masked with `mask` if given.
+pub(crate) fn encode_message(
+    out: &mut Vec<u8>,
+    encoding: Encoding,
+    kind: MessageKind,
+    payload: &[u8],
+    mask: Option<[u8; 4]>,
+) {
+    let header = data_header(encoding, kind, payload.len(), mask);
+    out.reserve(FrameHeader::encoded_len(header.payload_len, mask.is_some()) + payload.len());
+    header.encode(out);
+    let start = out.len();
+    out.extend_from_slice(payload);
+    if let Some(key) = mask {
+        apply_mask(&mut out[start..], key, 0);
+    }
+}
+
+/// Encodes one message as a frame that keeps `payload`'s buffer (masked in place if `mask`).
+pub(crate) fn encode_owned(
+    encoding: Encoding,
+    kind: MessageKind,
+    mut payload: Vec<u8>,
+    mask: Option<[u8; 4]>,
+) -> OwnedFrame {
+    let header = data_header(encoding, kind, payload.len(), mask);
+    if let Some(key) = mask {
+        apply_mask(&mut payload, key, 0);
+    }
+    OwnedFrame {
+        head: FrameHead::new(&header),
+        payload,
+    }
+}
+
+fn data_header(
+    encoding: Encoding,
+    kind: MessageKind,
+    len: usize,
+    mask: Option<[u8; 4]>,
+) -> FrameHeader {
+    FrameHeader {
+        fin: true,
+        rsv: encoding.rsv(),
+        opcode: match kind {
+            MessageKind::Text => OpCode::Text,
+            MessageKind::Binary => OpCode::Binary,
+        },
+        mask,
+        payload_len: len as u64,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owned_and_shared_frames_carry_the_same_bytes() {
+        for len in [0usize, 1, 125, 126, 65535, 65536] {
+            let payload: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let shared = encode_shared(Encoding::Plain, MessageKind::Binary, &payload);
+            let owned = encode_owned(Encoding::Plain, MessageKind::Binary, payload, None);
+            let mut joined = owned.head.as_bytes().to_vec();
+            joined.extend_from_slice(&owned.payload);
+            assert_eq!(&joined[..], &shared[..], "len {len}");
+            assert_eq!(owned.len(), shared.len());
+            assert_eq!(shared[0], 0x82, "FIN, no RSV, binary");
+        }
+    }
+
+    #[test]
+    fn a_masked_owned_frame_is_masked_in_place() {
+        let key = [1, 2, 3, 4];
+        let owned = encode_owned(
+            Encoding::Plain,
+            MessageKind::Text,
+            b"abcd".to_vec(),
+            Some(key),
+        );
+        assert_eq!(owned.head.as_bytes(), &[0x81, 0x84, 1, 2, 3, 4]);
+        assert_eq!(owned.payload, vec![b'a' ^ 1, b'b' ^ 2, b'c' ^ 3, b'd' ^ 4]);
+    }
+}
