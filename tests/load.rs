@@ -10,8 +10,8 @@ use std::net::TcpListener;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
 use tungstenite::Message;
-use wsd::load::report::Json;
 
 const CONFIG: &str = r#"
 [log]
@@ -68,13 +68,15 @@ fn load(args: &[&str]) -> (ExitStatus, String, String) {
 }
 
 /// Parses the JSON document on stdout.
-fn json(stdout: &str, stderr: &str) -> Json {
-    Json::parse(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout:?}\nstderr: {stderr}"))
+fn json(stdout: &str, stderr: &str) -> Value {
+    serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("{e}: {stdout:?}\nstderr: {stderr}"))
 }
 
-fn num(j: &Json, path: &str) -> f64 {
-    j.path(path)
-        .and_then(Json::as_f64)
+/// The number at a dotted path of keys, e.g. `latency.p99_us`.
+fn num(j: &Value, path: &str) -> f64 {
+    j.pointer(&format!("/{}", path.replace('.', "/")))
+        .and_then(Value::as_f64)
         .unwrap_or_else(|| panic!("no number at {path} in {j}"))
 }
 
@@ -96,7 +98,7 @@ fn idle_opens_holds_pings_and_closes_every_connection() {
     ]);
     assert!(status.success(), "{status:?}\n{err}");
     let j = json(&out, &err);
-    assert_eq!(j.get("mode").and_then(Json::as_str), Some("idle"));
+    assert_eq!(j.get("mode").and_then(Value::as_str), Some("idle"));
     assert_eq!(num(&j, "successes"), 20.0);
     assert_eq!(num(&j, "failed"), 0.0);
     assert_eq!(num(&j, "held"), 20.0);
@@ -178,7 +180,7 @@ fn idle_says_when_its_local_ports_run_out() {
     let ok = num(&j, "successes");
     assert!((1.0..=5.0).contains(&ok), "{j}");
     assert_eq!(num(&j, "failures.eaddrnotavail"), 1.0, "{j}");
-    let why = j.get("stopped_early").and_then(Json::as_str).unwrap_or("");
+    let why = j.get("stopped_early").and_then(Value::as_str).unwrap_or("");
     assert!(
         why.contains("ran out of ephemeral ports (EADDRNOTAVAIL)"),
         "{j}"
@@ -231,7 +233,7 @@ fn idle_worker_says_when_it_runs_out_of_file_descriptors() {
     assert_eq!(num(&j, "failures.emfile"), 1.0, "{j}");
     let ok = num(&j, "successes");
     assert!(ok > 0.0 && ok < 64.0, "{j}");
-    let why = j.get("stopped_early").and_then(Json::as_str).unwrap_or("");
+    let why = j.get("stopped_early").and_then(Value::as_str).unwrap_or("");
     assert!(why.contains("hit EMFILE (out of file descriptors)"), "{j}");
     assert!(err.contains("hit EMFILE"), "{err}");
 }
@@ -291,7 +293,7 @@ fn echo_binary_large_messages_are_verified() {
     ]);
     assert!(status.success(), "{status:?}\n{err}");
     let j = json(&out, &err);
-    assert_eq!(j.get("binary"), Some(&Json::Bool(true)));
+    assert_eq!(j.get("binary"), Some(&Value::Bool(true)));
     assert_eq!(num(&j, "mismatches"), 0.0);
     assert!(num(&j, "received") > 0.0);
 }
@@ -386,7 +388,7 @@ fn rss_reports_server_memory_around_an_idle_run() {
     ]);
     assert!(status.success(), "{status:?}\n{err}");
     let j = json(&out, &err);
-    assert_eq!(j.get("mode").and_then(Json::as_str), Some("rss"));
+    assert_eq!(j.get("mode").and_then(Value::as_str), Some("rss"));
     assert!(num(&j, "rss_before_bytes") > 0.0);
     assert!(num(&j, "rss_held_bytes") > 0.0);
     assert_eq!(num(&j, "open_held"), 50.0);

@@ -8,12 +8,14 @@
 
 use std::time::{Duration, Instant};
 
+use serde::Serialize;
+
 use crate::client::connection::random_bytes;
 use crate::client::ConnEvent;
 use crate::core::MessageKind;
 
 use super::fleet::{is_exhaustion, Fleet, Slot};
-use super::report::{fmt_count, Histogram, Json};
+use super::report::{fmt_count, Failures, Histogram, Latency};
 use super::{connect_spec, emit, per_sec, raise_fd_limit, secs, CommonArgs, Progress};
 
 /// Options of `wsd load broadcast`.
@@ -125,6 +127,31 @@ impl Run {
         }
         slot.state.next_expected = slot.state.next_expected.max(seq + 1);
     }
+}
+
+/// What `wsd load broadcast --json` prints.
+#[derive(Debug, Serialize)]
+struct BroadcastReport<'a> {
+    mode: &'static str,
+    members: u64,
+    successes: u64,
+    failures: &'a Failures,
+    messages: u64,
+    sent: u64,
+    size: usize,
+    deliveries: u64,
+    expected_deliveries: u64,
+    fully_delivered_messages: u64,
+    lost: u64,
+    out_of_order: u64,
+    foreign_messages: u64,
+    foreign_during_run: u64,
+    duration_secs: f64,
+    deliveries_per_sec: f64,
+    messages_per_sec: f64,
+    latency: Latency,
+    dropped: u64,
+    dropped_by_cause: &'a Failures,
 }
 
 /// `wsd load broadcast`.
@@ -315,31 +342,28 @@ pub fn run(args: &BroadcastArgs) -> Result<bool, String> {
     let lost = expected.saturating_sub(run.in_order);
     let complete = run.delivered.iter().filter(|&&c| c >= want).count() as u64;
     let deliveries_per_sec = per_sec(run.deliveries, span);
-    let json = Json::object([
-        ("mode", Json::Str("broadcast".into())),
-        ("members", Json::num(args.members)),
-        ("successes", Json::num(members_open)),
-        ("failures", fleet.failures.to_json()),
-        ("messages", Json::num(args.messages)),
-        ("sent", Json::num(sent)),
-        ("size", Json::num(args.size as u64)),
-        ("deliveries", Json::num(run.deliveries)),
-        ("expected_deliveries", Json::num(expected)),
-        ("fully_delivered_messages", Json::num(complete)),
-        ("lost", Json::num(lost)),
-        ("out_of_order", Json::num(run.out_of_order)),
-        ("foreign_messages", Json::num(run.foreign)),
-        (
-            "foreign_during_run",
-            Json::num(run.foreign - foreign_before),
-        ),
-        ("duration_secs", Json::Num(span.as_secs_f64())),
-        ("deliveries_per_sec", Json::Num(deliveries_per_sec)),
-        ("messages_per_sec", Json::Num(per_sec(sent, span))),
-        ("latency", run.latency.to_json()),
-        ("dropped", Json::num(dropped.total())),
-        ("dropped_by_cause", dropped.to_json()),
-    ]);
+    let report = BroadcastReport {
+        mode: "broadcast",
+        members: args.members,
+        successes: members_open,
+        failures: &fleet.failures,
+        messages: args.messages,
+        sent,
+        size: args.size,
+        deliveries: run.deliveries,
+        expected_deliveries: expected,
+        fully_delivered_messages: complete,
+        lost,
+        out_of_order: run.out_of_order,
+        foreign_messages: run.foreign,
+        foreign_during_run: run.foreign - foreign_before,
+        duration_secs: span.as_secs_f64(),
+        deliveries_per_sec,
+        messages_per_sec: per_sec(sent, span),
+        latency: run.latency.latency(),
+        dropped: dropped.total(),
+        dropped_by_cause: &dropped,
+    };
     let summary = format!(
         "broadcast {}: {} members, {} of {} messages sent in {:.2}s\n  \
          {} deliveries ({} expected), {} deliveries/s\n  delivery latency: {}\n  \
@@ -359,7 +383,7 @@ pub fn run(args: &BroadcastArgs) -> Result<bool, String> {
         fleet.failures.summary(),
         dropped.summary(),
     );
-    emit(&args.common, &summary, &json);
+    emit(&args.common, &summary, &report)?;
     Ok(members_open == args.members
         && sent == args.messages
         && lost == 0

@@ -10,11 +10,13 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use serde::Serialize;
+
 use crate::client::ConnEvent;
 use crate::core::MessageKind;
 
 use super::fleet::{is_exhaustion, Fleet, Slot};
-use super::report::{fmt_count, Histogram, Json};
+use super::report::{fmt_count, Failures, Histogram, Latency};
 use super::{connect_spec, emit, per_sec, raise_fd_limit, secs, CommonArgs, Progress};
 
 /// Options of `wsd load echo`.
@@ -167,6 +169,29 @@ impl Run {
     }
 }
 
+/// What `wsd load echo --json` prints.
+#[derive(Debug, Serialize)]
+struct EchoReport<'a> {
+    mode: &'static str,
+    connections: u64,
+    successes: u64,
+    failures: &'a Failures,
+    pipeline: u64,
+    size: usize,
+    binary: bool,
+    duration_secs: f64,
+    sent: u64,
+    received: u64,
+    messages_per_sec: f64,
+    bytes_per_sec: f64,
+    latency: Latency,
+    mismatches: u64,
+    unexpected: u64,
+    unanswered: u64,
+    dropped: u64,
+    dropped_by_cause: &'a Failures,
+}
+
 /// `wsd load echo`.
 pub fn run(args: &EchoArgs) -> Result<bool, String> {
     if args.connections == 0 || args.pipeline == 0 {
@@ -286,26 +311,26 @@ pub fn run(args: &EchoArgs) -> Result<bool, String> {
 
     let msgs_per_sec = per_sec(run.received_in_window, elapsed);
     let bytes_per_sec = msgs_per_sec * args.size as f64;
-    let json = Json::object([
-        ("mode", Json::Str("echo".into())),
-        ("connections", Json::num(args.connections)),
-        ("successes", Json::num(established)),
-        ("failures", fleet.failures.to_json()),
-        ("pipeline", Json::num(args.pipeline)),
-        ("size", Json::num(args.size as u64)),
-        ("binary", Json::Bool(args.binary)),
-        ("duration_secs", Json::Num(elapsed.as_secs_f64())),
-        ("sent", Json::num(run.sent)),
-        ("received", Json::num(run.received)),
-        ("messages_per_sec", Json::Num(msgs_per_sec)),
-        ("bytes_per_sec", Json::Num(bytes_per_sec)),
-        ("latency", run.rtt.to_json()),
-        ("mismatches", Json::num(run.mismatches)),
-        ("unexpected", Json::num(run.unexpected)),
-        ("unanswered", Json::num(unanswered)),
-        ("dropped", Json::num(dropped.total())),
-        ("dropped_by_cause", dropped.to_json()),
-    ]);
+    let report = EchoReport {
+        mode: "echo",
+        connections: args.connections,
+        successes: established,
+        failures: &fleet.failures,
+        pipeline: args.pipeline,
+        size: args.size,
+        binary: args.binary,
+        duration_secs: elapsed.as_secs_f64(),
+        sent: run.sent,
+        received: run.received,
+        messages_per_sec: msgs_per_sec,
+        bytes_per_sec,
+        latency: run.rtt.latency(),
+        mismatches: run.mismatches,
+        unexpected: run.unexpected,
+        unanswered,
+        dropped: dropped.total(),
+        dropped_by_cause: &dropped,
+    };
     let mut summary = format!(
         "echo {}: {} connections x {} in flight x {} B {}, {:.1}s\n  \
          {} msg/s, {:.2} MB/s payload each way ({} echoed)\n  round trip: {}\n  \
@@ -329,7 +354,7 @@ pub fn run(args: &EchoArgs) -> Result<bool, String> {
     if let Some(first) = &run.first_mismatch {
         summary.push_str(&format!("\n  MISMATCH: {first}"));
     }
-    emit(&args.common, &summary, &json);
+    emit(&args.common, &summary, &report)?;
     let ok = established == args.connections
         && run.mismatches == 0
         && run.unexpected == 0

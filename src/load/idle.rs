@@ -10,11 +10,15 @@ use std::cell::Cell;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
+
 use crate::client::{ConnError, ConnEvent};
 
 use super::fleet::{Fleet, Slot};
-use super::report::{fmt_count, Failures, Histogram, Json};
-use super::{connect_spec, emit, per_sec, raise_fd_limit, secs, workers, CommonArgs, Progress};
+use super::report::{fmt_count, Failures, Histogram, Latency};
+use super::{
+    connect_spec, emit, per_sec, raise_fd_limit, secs, to_json, workers, CommonArgs, Progress,
+};
 
 /// Options of `wsd load idle`.
 #[derive(Debug, Clone, clap::Args)]
@@ -83,6 +87,63 @@ pub struct IdleResult {
     pub processes: u64,
 }
 
+/// The JSON form of an [`IdleResult`]: what `--json` prints and, with the raw
+/// histogram, the `result` line a worker hands its parent. Read back leniently
+/// (a missing field is zero); the derived fields (`failed`, `handshakes_per_sec`,
+/// `handshake_latency`, `dropped`) are not read.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IdleReport {
+    #[serde(skip_deserializing)]
+    mode: &'static str,
+    connections: u64,
+    attempted: u64,
+    successes: u64,
+    #[serde(skip_deserializing)]
+    failed: u64,
+    failures: Failures,
+    #[serde(skip_deserializing)]
+    handshakes_per_sec: f64,
+    ramp_secs: f64,
+    #[serde(skip_deserializing)]
+    handshake_latency: Latency,
+    held: u64,
+    hold_secs: f64,
+    #[serde(skip_deserializing)]
+    dropped: u64,
+    dropped_by_cause: Failures,
+    pings_sent: u64,
+    pongs_received: u64,
+    closed_clean: u64,
+    processes: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stopped_early: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    handshake_histogram: Option<Histogram>,
+}
+
+impl From<IdleReport> for IdleResult {
+    /// Reads a worker's report back.
+    fn from(r: IdleReport) -> Self {
+        IdleResult {
+            requested: r.connections,
+            attempted: r.attempted,
+            established: r.successes,
+            failures: r.failures,
+            ramp: secs(r.ramp_secs),
+            handshake_latency: r.handshake_histogram.unwrap_or_default(),
+            held: r.held,
+            dropped: r.dropped_by_cause,
+            pings_sent: r.pings_sent,
+            pongs: r.pongs_received,
+            closed_clean: r.closed_clean,
+            hold: secs(r.hold_secs),
+            stopped: r.stopped_early,
+            processes: r.processes,
+        }
+    }
+}
+
 impl IdleResult {
     pub fn handshakes_per_sec(&self) -> f64 {
         per_sec(self.established, self.ramp)
@@ -93,68 +154,28 @@ impl IdleResult {
         self.established == self.requested && self.held == self.requested
     }
 
-    pub fn to_json(&self, with_histogram: bool) -> Json {
-        let mut j = Json::object([
-            ("mode", Json::Str("idle".into())),
-            ("connections", Json::num(self.requested)),
-            ("attempted", Json::num(self.attempted)),
-            ("successes", Json::num(self.established)),
-            ("failed", Json::num(self.failures.total())),
-            ("failures", self.failures.to_json()),
-            ("handshakes_per_sec", Json::Num(self.handshakes_per_sec())),
-            ("ramp_secs", Json::Num(self.ramp.as_secs_f64())),
-            ("handshake_latency", self.handshake_latency.to_json()),
-            ("held", Json::num(self.held)),
-            ("hold_secs", Json::Num(self.hold.as_secs_f64())),
-            ("dropped", Json::num(self.dropped.total())),
-            ("dropped_by_cause", self.dropped.to_json()),
-            ("pings_sent", Json::num(self.pings_sent)),
-            ("pongs_received", Json::num(self.pongs)),
-            ("closed_clean", Json::num(self.closed_clean)),
-            ("processes", Json::num(self.processes.max(1))),
-        ]);
-        if let Some(why) = &self.stopped {
-            j.set("stopped_early", Json::Str(why.clone()));
-        }
-        if with_histogram {
-            j.set(
-                "handshake_histogram",
-                self.handshake_latency.to_sparse_json(),
-            );
-        }
-        j
-    }
-
-    /// Reads a worker's `to_json(true)` output back.
-    pub fn from_json(j: &Json) -> IdleResult {
-        let n = |k: &str| j.get(k).and_then(Json::as_f64).unwrap_or(0.0);
-        IdleResult {
-            requested: n("connections") as u64,
-            attempted: n("attempted") as u64,
-            established: n("successes") as u64,
-            failures: j
-                .get("failures")
-                .map(Failures::from_json)
-                .unwrap_or_default(),
-            ramp: secs(n("ramp_secs")),
-            handshake_latency: j
-                .get("handshake_histogram")
-                .map(Histogram::from_sparse_json)
-                .unwrap_or_default(),
-            held: n("held") as u64,
-            dropped: j
-                .get("dropped_by_cause")
-                .map(Failures::from_json)
-                .unwrap_or_default(),
-            pings_sent: n("pings_sent") as u64,
-            pongs: n("pongs_received") as u64,
-            closed_clean: n("closed_clean") as u64,
-            hold: secs(n("hold_secs")),
-            stopped: j
-                .get("stopped_early")
-                .and_then(Json::as_str)
-                .map(str::to_owned),
-            processes: n("processes") as u64,
+    /// The JSON form of this result; a worker's carries the raw histogram too.
+    pub fn report(&self, with_histogram: bool) -> IdleReport {
+        IdleReport {
+            mode: "idle",
+            connections: self.requested,
+            attempted: self.attempted,
+            successes: self.established,
+            failed: self.failures.total(),
+            failures: self.failures.clone(),
+            handshakes_per_sec: self.handshakes_per_sec(),
+            ramp_secs: self.ramp.as_secs_f64(),
+            handshake_latency: self.handshake_latency.latency(),
+            held: self.held,
+            hold_secs: self.hold.as_secs_f64(),
+            dropped: self.dropped.total(),
+            dropped_by_cause: self.dropped.clone(),
+            pings_sent: self.pings_sent,
+            pongs_received: self.pongs,
+            closed_clean: self.closed_clean,
+            processes: self.processes.max(1),
+            stopped_early: self.stopped.clone(),
+            handshake_histogram: with_histogram.then(|| self.handshake_latency.clone()),
         }
     }
 
@@ -212,8 +233,8 @@ pub fn run(args: &IdleArgs) -> Result<bool, String> {
     emit(
         &args.common,
         &result.summary(&args.url),
-        &result.to_json(false),
-    );
+        &result.report(false),
+    )?;
     Ok(result.ok())
 }
 
@@ -223,7 +244,7 @@ pub fn run_worker(args: &IdleArgs) -> Result<bool, String> {
     raise_fd_limit();
     let result = run_local(args, &mut |_, _| {})?;
     eprintln!("{}", result.summary(&args.url));
-    println!("result {}", result.to_json(true));
+    println!("result {}", to_json(&result.report(true))?);
     Ok(result.ok())
 }
 
@@ -429,4 +450,68 @@ pub fn run_local(
         stopped,
         processes: 1,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> IdleResult {
+        let mut r = IdleResult {
+            requested: 5,
+            attempted: 5,
+            established: 4,
+            ramp: Duration::from_millis(1500),
+            held: 4,
+            pings_sent: 8,
+            pongs: 8,
+            closed_clean: 4,
+            hold: Duration::from_secs(2),
+            stopped: Some("ran out of \"ports\"".into()),
+            processes: 1,
+            ..IdleResult::default()
+        };
+        r.failures.add("refused", 1);
+        for ns in [2_000, 3_000, 4_000, 5_000_000] {
+            r.handshake_latency.record(ns);
+        }
+        r
+    }
+
+    #[test]
+    fn printed_report_has_the_summary_and_no_histogram() {
+        let text = to_json(&sample().report(false)).unwrap();
+        assert!(
+            text.starts_with(r#"{"mode":"idle","connections":5,"attempted":5,"successes":4,"failed":1,"failures":{"refused":1},"handshakes_per_sec":"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#""handshake_latency":{"count":4,"#),
+            "{text}"
+        );
+        assert!(
+            text.ends_with(r#""processes":1,"stopped_early":"ran out of \"ports\""}"#),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_workers_report_reads_back_whole() {
+        let r = sample();
+        let text = to_json(&r.report(true)).unwrap();
+        let back = IdleResult::from(serde_json::from_str::<IdleReport>(&text).unwrap());
+        assert_eq!(to_json(&back.report(true)).unwrap(), text);
+        assert_eq!(back.handshake_latency.count(), 4);
+        assert_eq!(back.handshake_latency.mean(), r.handshake_latency.mean());
+        assert_eq!((back.ramp, back.hold), (r.ramp, r.hold));
+        assert_eq!(back.stopped, r.stopped);
+        assert_eq!(back.failures, r.failures);
+    }
+
+    #[test]
+    fn a_sparse_report_reads_back_as_zeros() {
+        let back = IdleResult::from(serde_json::from_str::<IdleReport>(r#"{"held":3}"#).unwrap());
+        assert_eq!((back.held, back.requested, back.stopped), (3, 0, None));
+        assert!(serde_json::from_str::<IdleReport>(r#"{"held":"x"}"#).is_err());
+    }
 }

@@ -19,9 +19,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use crate::client::{ConnectSpec, WsUrl};
+use serde::Serialize;
 
-use report::Json;
+use crate::client::{ConnectSpec, WsUrl};
 
 /// Options of `wsd load`.
 #[derive(Debug, clap::Args)]
@@ -195,15 +195,21 @@ impl Progress {
     }
 }
 
-/// Prints the result: JSON on stdout with `--json` (summary on stderr), else the
-/// summary on stdout.
-pub fn emit(common: &CommonArgs, summary: &str, json: &Json) {
+/// Prints the result: the report as JSON on stdout with `--json` (summary on
+/// stderr), else the summary on stdout.
+pub fn emit(common: &CommonArgs, summary: &str, report: &impl Serialize) -> Result<(), String> {
     if common.json {
         eprintln!("{summary}");
-        println!("{json}");
+        println!("{}", to_json(report)?);
     } else {
         println!("{summary}");
     }
+    Ok(())
+}
+
+/// A report as one line of JSON.
+pub fn to_json(report: &impl Serialize) -> Result<String, String> {
+    serde_json::to_string(report).map_err(|e| format!("cannot encode the result as JSON: {e}"))
 }
 
 /// Per-second rate, 0 when no time passed.

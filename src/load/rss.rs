@@ -7,9 +7,10 @@
 //! measured process: it only reads its status file.
 
 use clap::Parser;
+use serde::Serialize;
 
-use super::idle::{self, IdleArgs, IdlePhase};
-use super::report::{fmt_count, Json};
+use super::idle::{self, IdleArgs, IdlePhase, IdleReport};
+use super::report::fmt_count;
 use super::{emit, CommonArgs};
 
 /// Options of `wsd load rss`.
@@ -38,6 +39,24 @@ struct Nested {
 enum NestedScenario {
     /// Idle connections (the only scenario whose memory is per connection).
     Idle(IdleArgs),
+}
+
+/// What `wsd load rss --json` prints: the samples, the per-connection figures
+/// and the nested idle run's own report.
+#[derive(Debug, Serialize)]
+struct RssReport {
+    mode: &'static str,
+    pid: u32,
+    rss_before_bytes: u64,
+    rss_established_bytes: u64,
+    rss_held_bytes: u64,
+    open_established: u64,
+    open_held: u64,
+    bytes_per_connection: f64,
+    bytes_per_connection_established: f64,
+    idle: IdleReport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rss_after_close_bytes: Option<u64>,
 }
 
 /// Reads `VmRSS` of `pid` in bytes.
@@ -107,24 +126,19 @@ pub fn run(args: &RssArgs) -> Result<bool, String> {
 
     let per_conn_ready = per_connection(before, rss_ready, open_ready);
     let per_conn_held = per_connection(before, rss_held, open_held);
-    let mut json = Json::object([
-        ("mode", Json::Str("rss".into())),
-        ("pid", Json::num(u64::from(args.pid))),
-        ("rss_before_bytes", Json::num(before)),
-        ("rss_established_bytes", Json::num(rss_ready)),
-        ("rss_held_bytes", Json::num(rss_held)),
-        ("open_established", Json::num(open_ready)),
-        ("open_held", Json::num(open_held)),
-        ("bytes_per_connection", Json::Num(per_conn_held)),
-        (
-            "bytes_per_connection_established",
-            Json::Num(per_conn_ready),
-        ),
-        ("idle", result.to_json(false)),
-    ]);
-    if let Some(a) = after {
-        json.set("rss_after_close_bytes", Json::num(a));
-    }
+    let report = RssReport {
+        mode: "rss",
+        pid: args.pid,
+        rss_before_bytes: before,
+        rss_established_bytes: rss_ready,
+        rss_held_bytes: rss_held,
+        open_established: open_ready,
+        open_held,
+        bytes_per_connection: per_conn_held,
+        bytes_per_connection_established: per_conn_ready,
+        idle: result.report(false),
+        rss_after_close_bytes: after,
+    };
     let kib = |b: u64| fmt_count(b / 1024);
     let summary = format!(
         "{}\nrss of pid {}: {} KiB before, {} KiB with {} open, {} KiB at the end of the hold with {} open{}\n  \
@@ -140,7 +154,7 @@ pub fn run(args: &RssArgs) -> Result<bool, String> {
         per_conn_held,
         per_conn_ready,
     );
-    emit(common, &summary, &json);
+    emit(common, &summary, &report)?;
     Ok(result.ok())
 }
 

@@ -13,8 +13,8 @@ use std::os::fd::AsRawFd;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::idle::{IdleArgs, IdlePhase, IdleResult};
-use super::report::{Failures, Json};
+use super::idle::{IdleArgs, IdlePhase, IdleReport, IdleResult};
+use super::report::Failures;
 use super::secs;
 
 /// One child process and what it said so far.
@@ -46,8 +46,8 @@ impl Worker {
             if let Some(n) = line.strip_prefix("ready ") {
                 self.ready = n.trim().parse().ok();
             } else if let Some(json) = line.strip_prefix("result ") {
-                if let Ok(j) = Json::parse(json) {
-                    self.result = Some(IdleResult::from_json(&j));
+                if let Ok(report) = serde_json::from_str::<IdleReport>(json) {
+                    self.result = Some(report.into());
                 }
             }
         }
