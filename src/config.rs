@@ -12,6 +12,8 @@ use std::time::Duration;
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
+use crate::password::PasswordHash;
+
 /// The whole configuration. Every section and key is optional.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -181,81 +183,240 @@ impl Default for StaticConfig {
     }
 }
 
-/// What a WebSocket route does with messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// How a route authenticates its clients, with the keys of that method only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthConfig {
+    None,
+    /// HTTP Basic against the `[[user]]` table; `realm` names the challenge.
+    Basic {
+        realm: String,
+    },
+    /// A token in the query parameter `param`, among `tickets`.
+    Ticket {
+        param: String,
+        tickets: Vec<String>,
+    },
+    /// A cookie called `name` whose value is among `values`.
+    Cookie {
+        name: String,
+        values: Vec<String>,
+    },
+}
+
+/// What a WebSocket route does with messages: one variant per route kind, each
+/// carrying that kind's own keys. A new kind is a new variant here and a new
+/// handler in `app/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RouteKind {
     /// Every message comes back unchanged.
     Echo,
     /// Every message goes to every member of the same room.
+    Chat(ChatConfig),
+}
+
+impl RouteKind {
+    /// The kind's name as written in the file.
+    pub fn name(&self) -> &'static str {
+        match self {
+            RouteKind::Echo => "echo",
+            RouteKind::Chat(_) => "chat",
+        }
+    }
+}
+
+/// The keys of a `kind = "chat"` route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatConfig {
+    /// The query parameter that names the room. Default "room".
+    pub room_param: String,
+    /// Most rooms at once on this route. Default 1024.
+    pub max_rooms: usize,
+    /// Most members in one room. Default 10000.
+    pub max_members: usize,
+    /// Announce joins and leaves to the room. Default true.
+    pub announce: bool,
+    /// Deliver a member's messages back to the member too. Default true.
+    pub echo_to_sender: bool,
+}
+
+impl Default for ChatConfig {
+    fn default() -> Self {
+        ChatConfig {
+            room_param: "room".to_owned(),
+            max_rooms: 1024,
+            max_members: 10_000,
+            announce: true,
+            echo_to_sender: true,
+        }
+    }
+}
+
+/// One `[[route]]`: where it is, who may use it, and what it does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteConfig {
+    /// The request path, e.g. "/echo".
+    pub path: String,
+    /// Subprotocols this route speaks.
+    pub protocols: Vec<String>,
+    /// Refuse clients that offer none of `protocols` (400).
+    pub require_protocol: bool,
+    /// Allowed `Origin` values; empty allows any.
+    pub origins: Vec<String>,
+    /// Refuse requests without `Origin` (403).
+    pub require_origin: bool,
+    pub auth: AuthConfig,
+    pub kind: RouteKind,
+}
+
+/// A `[[route]]` table as written: every key of every kind, flat. Turned into a
+/// [`RouteConfig`] at once, refusing keys that belong to another kind or method.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RouteTable {
+    path: String,
+    kind: KindName,
+    #[serde(default)]
+    protocols: Vec<String>,
+    #[serde(default)]
+    require_protocol: bool,
+    #[serde(default)]
+    origins: Vec<String>,
+    #[serde(default)]
+    require_origin: bool,
+    #[serde(default = "default_auth")]
+    auth: AuthName,
+    realm: Option<String>,
+    ticket_param: Option<String>,
+    tickets: Option<Vec<String>>,
+    cookie_name: Option<String>,
+    cookie_values: Option<Vec<String>>,
+    room_param: Option<String>,
+    max_rooms: Option<usize>,
+    max_members: Option<usize>,
+    announce: Option<bool>,
+    echo_to_sender: Option<bool>,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum KindName {
+    Echo,
     Chat,
 }
 
-/// How a route authenticates its clients.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
-pub enum AuthKind {
+enum AuthName {
     None,
-    /// HTTP Basic against the `[[user]]` table.
     Basic,
-    /// A token in a query parameter (`ticket_param`) among `tickets`.
     Ticket,
-    /// A cookie named `cookie_name` whose value is among `cookie_values`.
     Cookie,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RouteConfig {
-    /// The request path, e.g. "/echo". Required.
-    pub path: String,
-    /// "echo" or "chat". Required.
-    pub kind: RouteKind,
-    /// Subprotocols this route speaks. Default none.
-    #[serde(default)]
-    pub protocols: Vec<String>,
-    /// Refuse clients that offer none of `protocols` (400). Default false.
-    #[serde(default)]
-    pub require_protocol: bool,
-    /// Allowed `Origin` values; empty allows any. Default empty.
-    #[serde(default)]
-    pub origins: Vec<String>,
-    /// Refuse requests without `Origin` (403). Default false.
-    #[serde(default)]
-    pub require_origin: bool,
-    /// none (default), basic, ticket or cookie.
-    #[serde(default = "default_auth")]
-    pub auth: AuthKind,
-    /// Realm of the Basic challenge. Default "wsd".
-    #[serde(default = "default_realm")]
-    pub realm: String,
-    /// Query parameter carrying the ticket. Default "ticket".
-    #[serde(default = "default_ticket_param")]
-    pub ticket_param: String,
-    /// Accepted tickets (auth = "ticket").
-    #[serde(default)]
-    pub tickets: Vec<String>,
-    /// Cookie name (auth = "cookie"). Default "wsd_session".
-    #[serde(default = "default_cookie_name")]
-    pub cookie_name: String,
-    /// Accepted cookie values (auth = "cookie").
-    #[serde(default)]
-    pub cookie_values: Vec<String>,
-    /// Chat: the query parameter that refines the room. Default "room".
-    #[serde(default = "default_room_param")]
-    pub room_param: String,
-    /// Chat: most rooms at once on this route. Default 1024.
-    #[serde(default = "default_max_rooms")]
-    pub max_rooms: usize,
-    /// Chat: most members in one room. Default 10000.
-    #[serde(default = "default_max_members")]
-    pub max_members: usize,
-    /// Chat: announce joins and leaves to the room. Default true.
-    #[serde(default = "default_true")]
-    pub announce: bool,
-    /// Chat: deliver a member's messages back to the member too. Default true.
-    #[serde(default = "default_true")]
-    pub echo_to_sender: bool,
+fn default_auth() -> AuthName {
+    AuthName::None
+}
+
+impl RouteTable {
+    fn into_route(self) -> Result<RouteConfig, String> {
+        let chat_keys = [
+            ("room_param", self.room_param.is_some()),
+            ("max_rooms", self.max_rooms.is_some()),
+            ("max_members", self.max_members.is_some()),
+            ("announce", self.announce.is_some()),
+            ("echo_to_sender", self.echo_to_sender.is_some()),
+        ];
+        let kind = match self.kind {
+            KindName::Echo => {
+                only_for(&chat_keys, "kind = \"chat\"")?;
+                RouteKind::Echo
+            }
+            KindName::Chat => {
+                let d = ChatConfig::default();
+                RouteKind::Chat(ChatConfig {
+                    room_param: self.room_param.unwrap_or(d.room_param),
+                    max_rooms: self.max_rooms.unwrap_or(d.max_rooms),
+                    max_members: self.max_members.unwrap_or(d.max_members),
+                    announce: self.announce.unwrap_or(d.announce),
+                    echo_to_sender: self.echo_to_sender.unwrap_or(d.echo_to_sender),
+                })
+            }
+        };
+        let method_keys = [
+            (AuthName::Basic, "realm", self.realm.is_some()),
+            (
+                AuthName::Ticket,
+                "ticket_param",
+                self.ticket_param.is_some(),
+            ),
+            (AuthName::Ticket, "tickets", self.tickets.is_some()),
+            (AuthName::Cookie, "cookie_name", self.cookie_name.is_some()),
+            (
+                AuthName::Cookie,
+                "cookie_values",
+                self.cookie_values.is_some(),
+            ),
+        ];
+        if let Some((method, key, _)) = method_keys
+            .iter()
+            .find(|(method, _, present)| *present && *method != self.auth)
+        {
+            return Err(format!(
+                "`{key}` applies only to routes with auth = \"{}\"",
+                method.name()
+            ));
+        }
+        let auth = match self.auth {
+            AuthName::None => AuthConfig::None,
+            AuthName::Basic => AuthConfig::Basic {
+                realm: self.realm.unwrap_or_else(|| "wsd".to_owned()),
+            },
+            AuthName::Ticket => AuthConfig::Ticket {
+                param: self.ticket_param.unwrap_or_else(|| "ticket".to_owned()),
+                tickets: self.tickets.unwrap_or_default(),
+            },
+            AuthName::Cookie => AuthConfig::Cookie {
+                name: self.cookie_name.unwrap_or_else(|| "wsd_session".to_owned()),
+                values: self.cookie_values.unwrap_or_default(),
+            },
+        };
+        Ok(RouteConfig {
+            path: self.path,
+            protocols: self.protocols,
+            require_protocol: self.require_protocol,
+            origins: self.origins,
+            require_origin: self.require_origin,
+            auth,
+            kind,
+        })
+    }
+}
+
+impl AuthName {
+    fn name(self) -> &'static str {
+        match self {
+            AuthName::None => "none",
+            AuthName::Basic => "basic",
+            AuthName::Ticket => "ticket",
+            AuthName::Cookie => "cookie",
+        }
+    }
+}
+
+/// Refuses the first key of `keys` that is present: it only means something with `what`.
+fn only_for(keys: &[(&str, bool)], what: &str) -> Result<(), String> {
+    match keys.iter().find(|(_, present)| *present) {
+        Some((key, _)) => Err(format!("`{key}` applies only to routes with {what}")),
+        None => Ok(()),
+    }
+}
+
+impl<'de> Deserialize<'de> for RouteConfig {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        RouteTable::deserialize(d)?
+            .into_route()
+            .map_err(de::Error::custom)
+    }
 }
 
 /// A user for HTTP Basic authentication.
@@ -263,33 +424,9 @@ pub struct RouteConfig {
 #[serde(deny_unknown_fields)]
 pub struct UserConfig {
     pub name: String,
-    /// `pbkdf2-sha256$ITERATIONS$SALT_B64$HASH_B64`, made by `wsd hash-password`.
-    pub password_hash: String,
-}
-
-fn default_auth() -> AuthKind {
-    AuthKind::None
-}
-fn default_realm() -> String {
-    "wsd".to_owned()
-}
-fn default_ticket_param() -> String {
-    "ticket".to_owned()
-}
-fn default_cookie_name() -> String {
-    "wsd_session".to_owned()
-}
-fn default_room_param() -> String {
-    "room".to_owned()
-}
-fn default_max_rooms() -> usize {
-    1024
-}
-fn default_max_members() -> usize {
-    10_000
-}
-fn default_true() -> bool {
-    true
+    /// `pbkdf2-sha256$ITERATIONS$SALT_B64$HASH_B64`, made by `wsd hash-password`;
+    /// parsed when the file is read.
+    pub password_hash: PasswordHash,
 }
 
 /// A listen address, parsed when the file is read so a typo names its line.
@@ -362,11 +499,20 @@ impl Config {
     /// The built-in configuration used when no config file exists: the defaults of
     /// every key plus the `/echo` and `/chat` routes of the shipped `config.toml`.
     pub fn builtin() -> Config {
-        let route = |path: &str, kind| -> RouteConfig {
-            toml::from_str(&format!("path = {path:?}\nkind = {kind:?}")).expect("literal route")
+        let route = |path: &str, kind| RouteConfig {
+            path: path.to_owned(),
+            protocols: Vec::new(),
+            require_protocol: false,
+            origins: Vec::new(),
+            require_origin: false,
+            auth: AuthConfig::None,
+            kind,
         };
         Config {
-            routes: vec![route("/echo", "echo"), route("/chat", "chat")],
+            routes: vec![
+                route("/echo", RouteKind::Echo),
+                route("/chat", RouteKind::Chat(ChatConfig::default())),
+            ],
             ..Config::default()
         }
     }
@@ -386,12 +532,21 @@ impl Config {
     pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|e| {
             let line = e.span().map(|span| line_of_offset(text, span.start));
+            let key = line
+                .and_then(|l| key_on_line(text, l))
+                .or_else(|| quoted_field(e.message()));
+            // An error about a whole table (e.g. a key of another route kind)
+            // points at the table: name the line of the key inside it instead.
+            let line = match (&key, line) {
+                (Some(k), Some(l)) if key_on_line(text, l).as_deref() != Some(k) => {
+                    line_of_key_from(text, k, l).or(Some(l))
+                }
+                _ => line,
+            };
             ConfigError {
                 file: file.to_owned(),
                 line,
-                key: line
-                    .and_then(|l| key_on_line(text, l))
-                    .or_else(|| quoted_field(e.message())),
+                key,
                 message: e.message().trim().to_owned(),
             }
         })?;
@@ -460,8 +615,8 @@ impl Config {
                     ),
                 ));
             }
-            match route.auth {
-                AuthKind::Ticket if route.tickets.is_empty() => {
+            match &route.auth {
+                AuthConfig::Ticket { tickets, .. } if tickets.is_empty() => {
                     return Err((
                         "tickets".into(),
                         format!(
@@ -470,7 +625,7 @@ impl Config {
                         ),
                     ));
                 }
-                AuthKind::Cookie if route.cookie_values.is_empty() => {
+                AuthConfig::Cookie { values, .. } if values.is_empty() => {
                     return Err((
                         "cookie_values".into(),
                         format!(
@@ -479,7 +634,7 @@ impl Config {
                         ),
                     ));
                 }
-                AuthKind::Basic if self.users.is_empty() => {
+                AuthConfig::Basic { .. } if self.users.is_empty() => {
                     return Err((
                         "auth".into(),
                         format!(
@@ -490,16 +645,10 @@ impl Config {
                 }
                 _ => {}
             }
-            if route.kind == RouteKind::Chat && (route.max_rooms == 0 || route.max_members == 0) {
-                return Err(("max_members".into(), "chat limits must be positive".into()));
-            }
-        }
-        for user in &self.users {
-            if crate::app::auth::PasswordHash::parse(&user.password_hash).is_none() {
-                return Err((
-                    "password_hash".into(),
-                    format!("user {:?}: not a `pbkdf2-sha256$ITER$SALT$HASH` string (make one with `wsd hash-password`)", user.name),
-                ));
+            if let RouteKind::Chat(chat) = &route.kind {
+                if chat.max_rooms == 0 || chat.max_members == 0 {
+                    return Err(("max_members".into(), "chat limits must be positive".into()));
+                }
             }
         }
         Ok(())
@@ -520,9 +669,16 @@ fn key_on_line(text: &str, line: usize) -> Option<String> {
 
 /// The first line that assigns `key`, for errors found after parsing.
 fn line_of_key(text: &str, key: &str) -> Option<usize> {
+    line_of_key_from(text, key, 1)
+}
+
+/// The first line at or after `from` (1-based) that assigns `key`.
+fn line_of_key_from(text: &str, key: &str, from: usize) -> Option<usize> {
     text.lines()
-        .position(|l| l.split_once('=').is_some_and(|(k, _)| k.trim() == key))
-        .map(|i| i + 1)
+        .enumerate()
+        .skip(from.saturating_sub(1))
+        .find(|(_, l)| l.split_once('=').is_some_and(|(k, _)| k.trim() == key))
+        .map(|(i, _)| i + 1)
 }
 
 /// The field named in messages like "unknown field `foo`" or "missing field `kind`".

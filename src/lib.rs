@@ -10,4 +10,5 @@ pub mod config;
 pub mod core;
 pub mod load;
 pub mod logging;
+pub mod password;
 pub mod server;

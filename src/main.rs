@@ -115,8 +115,7 @@ fn hash_password() -> ExitCode {
         eprintln!("wsd: no randomness for the salt: {e}");
         return ExitCode::FAILURE;
     }
-    let hash =
-        wsd::app::auth::PasswordHash::new(password, salt, wsd::app::auth::DEFAULT_ITERATIONS);
+    let hash = wsd::password::PasswordHash::new(password, salt, wsd::password::DEFAULT_ITERATIONS);
     println!("{hash}");
     ExitCode::SUCCESS
 }

@@ -316,7 +316,7 @@ fn hash_password_output_is_a_usable_password_hash() {
         .read_to_string(&mut out)
         .unwrap();
     assert!(child.wait().unwrap().success());
-    let hash = wsd::app::auth::PasswordHash::parse(out.trim()).expect("a parsable hash");
+    let hash = wsd::password::PasswordHash::parse(out.trim()).expect("a parsable hash");
     assert!(
         hash.verify("correct horse"),
         "the trailing newline is not part of it"

@@ -19,7 +19,7 @@ use tungstenite::client::IntoClientRequest;
 use tungstenite::Message;
 
 fn config() -> String {
-    let hash = wsd::app::auth::PasswordHash::new("pw", [1; 16], 1000).to_string();
+    let hash = wsd::password::PasswordHash::new("pw", [1; 16], 1000).to_string();
     format!(
         r#"
 [log]

@@ -1,49 +1,68 @@
 //! What `wsd` does with requests and messages: the route table, the per-route
-//! handshake policy (route, Origin, authentication, subprotocol) and plain HTTP.
+//! handshake policy (route, Origin, authentication, subprotocol), plain HTTP, and
+//! one [`RouteHandler`] per route kind (`echo.rs`, `chat.rs`).
 //!
-//! Owns decisions only. It sees requests, whole messages and connection ids, and
-//! must never touch a socket: the reactor carries out what it decides.
+//! Owns decisions only. It sees requests, whole messages and connection keys, and
+//! must never touch a socket: the server carries out the effects handlers return.
+//! Adding a route kind: a handler file here, a `RouteKind` variant in `config.rs`,
+//! and one arm in [`Route::new`].
 
 pub mod auth;
 pub mod chat;
+pub mod echo;
+pub mod handler;
 pub mod policy;
+pub mod rooms;
 pub mod static_files;
 
-use crate::config::{Config, RouteConfig, RouteKind, UserConfig};
+use std::rc::Rc;
+
+use crate::config::{AuthConfig, Config, RouteConfig, RouteKind, UserConfig};
 use crate::core::http::write_closing_response;
 use crate::core::{Headers, Request, Upgrade};
-use auth::{authenticate, AuthFailure, PasswordHash};
+use auth::{authenticate, AuthFailure};
+pub use handler::{ConnKey, Effects, Peer, RouteHandler, Slot};
 use policy::{choose_protocol, origin_allowed, ProtocolChoice};
 use static_files::{HttpReply, StaticFiles};
 
-/// Index of a route in the config's route list.
-pub type RouteId = u16;
+/// A route: its configuration and the handler of its kind. Sessions hold an
+/// `Rc<Route>`, so swapping the table (a reload) never moves a live session.
+#[derive(Debug)]
+pub struct Route {
+    pub config: RouteConfig,
+    pub handler: Box<dyn RouteHandler>,
+}
 
-/// The longest room name accepted from a query parameter.
-pub const MAX_ROOM_NAME: usize = 128;
+impl Route {
+    pub fn new(config: RouteConfig) -> Route {
+        let handler: Box<dyn RouteHandler> = match &config.kind {
+            RouteKind::Echo => Box::new(echo::Echo),
+            RouteKind::Chat(chat) => Box::new(chat::Chat::new(chat.clone())),
+        };
+        Route { config, handler }
+    }
+}
 
 /// The application: routes and static files, built once from the config.
 #[derive(Debug)]
 pub struct App {
-    routes: Vec<RouteConfig>,
-    users: Vec<(UserConfig, PasswordHash)>,
+    routes: Vec<Rc<Route>>,
+    users: Vec<UserConfig>,
     static_files: Option<StaticFiles>,
 }
 
 /// The outcome of a WebSocket upgrade request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Admission {
     Accept(Accepted),
     Reject(Rejection),
 }
 
-/// An upgrade the route accepts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An upgrade the route's policy accepts; its handler decides next.
+#[derive(Debug)]
 pub struct Accepted {
-    pub route: RouteId,
+    pub route: Rc<Route>,
     pub protocol: Option<String>,
-    /// Chat routes: the room to join.
-    pub room: Option<String>,
     /// Basic auth: who this is.
     pub user: Option<String>,
 }
@@ -59,7 +78,7 @@ pub struct Rejection {
 }
 
 impl Rejection {
-    fn new(status: u16, body: impl Into<String>) -> Rejection {
+    pub fn new(status: u16, body: impl Into<String>) -> Rejection {
         let body = body.into();
         Rejection {
             status,
@@ -80,62 +99,52 @@ impl Rejection {
 impl App {
     /// Builds the app. Fails if the static root is configured but unusable.
     pub fn new(config: &Config) -> Result<App, String> {
-        let users = config
-            .users
-            .iter()
-            .map(|u| {
-                PasswordHash::parse(&u.password_hash)
-                    .map(|h| (u.clone(), h))
-                    .ok_or_else(|| format!("user {:?}: malformed password_hash", u.name))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
         let static_files = if config.static_files.enabled {
             Some(StaticFiles::new(&config.static_files)?)
         } else {
             None
         };
         Ok(App {
-            routes: config.routes.clone(),
-            users,
+            routes: config
+                .routes
+                .iter()
+                .map(|r| Rc::new(Route::new(r.clone())))
+                .collect(),
+            users: config.users.clone(),
             static_files,
         })
     }
 
-    pub fn route(&self, id: RouteId) -> &RouteConfig {
-        &self.routes[usize::from(id)]
+    fn find_route(&self, path: &str) -> Option<&Rc<Route>> {
+        self.routes.iter().find(|r| r.config.path == path)
     }
 
-    fn find_route(&self, path: &str) -> Option<(RouteId, &RouteConfig)> {
-        self.routes
-            .iter()
-            .position(|r| r.path == path)
-            .map(|i| (i as RouteId, &self.routes[i]))
-    }
-
-    /// Decides an upgrade request: route (404), Origin (403), authentication
-    /// (401/403), subprotocol (400), room name (400), in that order.
+    /// Decides an upgrade request by the route's policy: route (404), Origin
+    /// (403), authentication (401/403), subprotocol (400), in that order. The
+    /// route's handler has the last word when it opens the connection.
     pub fn admit(&self, request: &Request, upgrade: &Upgrade) -> Admission {
-        let Some((id, route)) = self.find_route(request.path()) else {
+        let Some(route) = self.find_route(request.path()) else {
             return Admission::Reject(Rejection::new(
                 404,
                 format!("no WebSocket route at {}", request.path()),
             ));
         };
+        let config = &route.config;
         let origin = request.header("Origin");
-        if !origin_allowed(route, origin) {
+        if !origin_allowed(config, origin) {
             let mut r = Rejection::new(403, "origin not allowed");
             r.reason = format!(
                 "origin {:?} not allowed on {}",
                 origin.unwrap_or("(none)"),
-                route.path
+                config.path
             );
             return Admission::Reject(r);
         }
-        let user = match authenticate(route, &self.users, request) {
+        let user = match authenticate(&config.auth, &self.users, request) {
             Ok(user) => user,
-            Err(failure) => return Admission::Reject(self.auth_rejection(route, failure)),
+            Err(failure) => return Admission::Reject(auth_rejection(config, failure)),
         };
-        let protocol = match choose_protocol(route, &upgrade.protocols) {
+        let protocol = match choose_protocol(config, &upgrade.protocols) {
             ProtocolChoice::Chosen(p) => Some(p),
             ProtocolChoice::None => None,
             ProtocolChoice::Refused => {
@@ -143,50 +152,16 @@ impl App {
                     400,
                     format!(
                         "this route requires a subprotocol; supported: {}",
-                        route.protocols.join(", ")
+                        config.protocols.join(", ")
                     ),
                 ))
             }
         };
-        let room = match route.kind {
-            RouteKind::Echo => None,
-            RouteKind::Chat => {
-                let name = request
-                    .query()
-                    .and_then(|q| query_param(q, &route.room_param))
-                    .unwrap_or_default();
-                if name.len() > MAX_ROOM_NAME {
-                    return Admission::Reject(Rejection::new(
-                        400,
-                        format!("room name over {MAX_ROOM_NAME} bytes"),
-                    ));
-                }
-                Some(name)
-            }
-        };
         Admission::Accept(Accepted {
-            route: id,
+            route: Rc::clone(route),
             protocol,
-            room,
             user,
         })
-    }
-
-    fn auth_rejection(&self, route: &RouteConfig, failure: AuthFailure) -> Rejection {
-        let mut r = match route.auth {
-            crate::config::AuthKind::Basic => {
-                let mut r = Rejection::new(401, "authentication required");
-                r.headers.push((
-                    "WWW-Authenticate",
-                    format!("Basic realm=\"{}\", charset=\"UTF-8\"", route.realm),
-                ));
-                r
-            }
-            _ if failure == AuthFailure::Missing => Rejection::new(401, "authentication required"),
-            _ => Rejection::new(403, "credential refused"),
-        };
-        r.reason = format!("{} on {}", failure, route.path);
-        r
     }
 
     /// Answers a request that asked for no upgrade: 426 on a WebSocket route,
@@ -211,6 +186,23 @@ impl App {
             }
         }
     }
+}
+
+fn auth_rejection(route: &RouteConfig, failure: AuthFailure) -> Rejection {
+    let mut r = match &route.auth {
+        AuthConfig::Basic { realm } => {
+            let mut r = Rejection::new(401, "authentication required");
+            r.headers.push((
+                "WWW-Authenticate",
+                format!("Basic realm=\"{realm}\", charset=\"UTF-8\""),
+            ));
+            r
+        }
+        _ if failure == AuthFailure::Missing => Rejection::new(401, "authentication required"),
+        _ => Rejection::new(403, "credential refused"),
+    };
+    r.reason = format!("{} on {}", failure, route.path);
+    r
 }
 
 /// The percent-decoded value of `key` in a query string (`a=1&b=x%20y`).

@@ -377,19 +377,11 @@ impl WebSocket {
     }
 
     /// The encoding a frame shared with other connections must have to be sent
-    /// on this one; `None` if this side cannot take shared frames (clients mask
-    /// every frame with a key of its own) or the connection is no longer open.
+    /// on this one (see [`crate::core::encode_shared`]); `None` if this side
+    /// cannot take shared frames (clients mask every frame with a key of its own)
+    /// or the connection is no longer open.
     pub fn shared_encoding(&self) -> Option<Encoding> {
         (self.role == Role::Server && self.state == State::Open).then(|| self.encoding())
-    }
-
-    /// Records that a frame encoded elsewhere (see [`crate::core::encode_shared`])
-    /// is being sent on this connection; it must have [`WebSocket::shared_encoding`].
-    pub fn send_shared(&mut self) -> Result<(), NotOpen> {
-        match self.shared_encoding() {
-            Some(_) => Ok(()),
-            None => Err(NotOpen),
-        }
     }
 
     fn encoding(&self) -> Encoding {

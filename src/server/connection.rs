@@ -1,27 +1,31 @@
-//! One connection's state in the reactor's slab: its socket, its phase (reading a
-//! request, streaming a file, speaking WebSocket), the unconsumed input tail, the
-//! output queue and its timer bookkeeping.
+//! One connection's state in the reactor's slab: its transport, where it is in
+//! its life ([`ConnState`], each variant holding what that state needs), the
+//! unconsumed input tail, the output queue and its deadlines. Also [`Shared`],
+//! what every connection's driver borrows from the reactor for one call.
 //!
-//! Owns the shape of that state only. It must never run I/O or protocol logic;
-//! the reactor drives it. An idle open WebSocket holds no heap memory here: the
-//! tail and the outbox are empty and unallocated.
+//! Owns the shape of that state only; `driver.rs`, `request.rs` and `session.rs`
+//! move it along. An idle open WebSocket holds no heap memory here: the tail and
+//! the outbox are empty and unallocated, and the session is inline.
 
 use std::fs::File;
+use std::rc::Rc;
 
-use mio::net::TcpStream;
-
-use crate::app::chat::RoomId;
-use crate::app::RouteId;
+use crate::app::{App, Effects, Route, Slot};
 use crate::core::WebSocket;
+use crate::logging::LogLimiter;
+use crate::server::deadlines::Deadlines;
 use crate::server::outbox::Outbox;
+use crate::server::settings::Settings;
+use crate::server::stats::Stats;
 use crate::server::timers::Tick;
+use crate::server::transport::Transport;
 
-/// What the connection is doing.
+/// Where a connection is in its life.
 // The WebSocket variant is kept inline on purpose: boxing it would cost every
 // open connection a heap allocation, and most connections are WebSockets.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
-pub enum Phase {
+pub enum ConnState {
     /// Reading an HTTP request head: the first one, or the next on a keep-alive connection.
     Request,
     /// Streaming a static file body; a pipelined next request waits in the tail.
@@ -30,79 +34,107 @@ pub enum Phase {
         remaining: u64,
         keep_alive: bool,
     },
-    /// Upgraded: frames and messages.
+    /// Upgraded: frames and messages, until the closing handshake is over.
     WebSocket(Session),
+    /// Answered or closed: the queued output is written, then our write side shut.
+    Closing,
+    /// Our write side is shut; input is read and dropped until EOF or the deadline.
+    Draining,
 }
 
-/// An upgraded connection's protocol state and its place in the app.
+/// An upgraded connection: its protocol state and its route's handler.
 #[derive(Debug)]
 pub struct Session {
     pub ws: WebSocket,
-    pub route: RouteId,
-    pub room: Option<RoomId>,
+    pub route: Rc<Route>,
+    /// The handler's word for this connection.
+    pub slot: Slot,
+}
+
+/// What a driver call tells the reactor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum Verdict {
+    Continue,
+    /// The connection is over: the reactor removes it (only the reactor does).
+    Done,
 }
 
 #[derive(Debug)]
 pub struct Conn {
-    pub stream: TcpStream,
+    pub transport: Transport,
     /// A serial number for logs and chat announcements (slab keys are reused).
     pub id: u64,
-    pub phase: Phase,
+    pub state: ConnState,
     /// Received bytes not consumed yet: a partial request head or frame header.
     pub inbuf: Vec<u8>,
     pub outbox: Outbox,
-    /// When bytes last arrived from the peer.
-    pub last_activity: Tick,
-    /// When the current request, file transfer progress or close began.
-    pub since: Tick,
-    /// When our unanswered ping went out (0: none outstanding).
-    pub ping_sent: Tick,
-    /// The tick this connection's timer entry is armed for (0: none).
-    pub timer: Tick,
-    /// Close the connection once the outbox is written.
-    pub close_after_flush: bool,
-    /// Our write side is shut; input is read and discarded until EOF or timeout.
-    pub draining: bool,
+    pub deadlines: Deadlines,
+    /// The tick the reactor's timer wheel holds for this connection (0: none).
+    pub armed: Tick,
     /// Reading stopped with input possibly left in the socket (backpressure).
-    pub read_blocked: bool,
-    /// WRITABLE interest is registered.
-    pub write_interest: bool,
-    /// Queued in the reactor's flush list.
-    pub dirty: bool,
+    pub read_paused: bool,
+    /// In the reactor's list of connections to flush at the end of this turn.
+    pub flush_queued: bool,
 }
 
 impl Conn {
-    pub fn new(stream: TcpStream, id: u64, now: Tick) -> Conn {
+    pub fn new(transport: Transport, id: u64) -> Conn {
         Conn {
-            stream,
+            transport,
             id,
-            phase: Phase::Request,
+            state: ConnState::Request,
             inbuf: Vec::new(),
             outbox: Outbox::default(),
-            last_activity: now,
-            since: now,
-            ping_sent: 0,
-            timer: 0,
-            close_after_flush: false,
-            draining: false,
-            read_blocked: false,
-            write_interest: false,
-            dirty: false,
+            deadlines: Deadlines::default(),
+            armed: 0,
+            read_paused: false,
+            flush_queued: false,
         }
     }
 
-    /// The WebSocket session, if upgraded.
-    pub fn session(&mut self) -> Option<&mut Session> {
-        match &mut self.phase {
-            Phase::WebSocket(s) => Some(s),
-            _ => None,
+    /// Whether a flush has work: output to write, or a close to finish.
+    pub fn wants_flush(&self) -> bool {
+        !self.outbox.is_empty() || matches!(self.state, ConnState::Closing)
+    }
+}
+
+/// What the drivers share, lent by the reactor to one driver call at a time.
+#[derive(Debug)]
+pub struct Shared {
+    pub settings: Settings,
+    pub app: App,
+    pub stats: Stats,
+    /// The loop's current tick.
+    pub now: Tick,
+    /// The one receive buffer shared by every connection.
+    pub rbuf: Vec<u8>,
+    /// What handlers asked for; broadcasts wait here until the reactor fans them out.
+    pub fx: Effects,
+    peer_log: LogLimiter,
+}
+
+impl Shared {
+    pub fn new(settings: Settings, app: App, rbuf_len: usize, peer_log: LogLimiter) -> Shared {
+        Shared {
+            settings,
+            app,
+            stats: Stats::default(),
+            now: 1,
+            rbuf: vec![0; rbuf_len],
+            fx: Effects::default(),
+            peer_log,
         }
     }
 
-    /// Whether the closing handshake or a close-after-flush is under way.
-    pub fn is_closing(&self) -> bool {
-        self.close_after_flush
-            || self.draining
-            || matches!(&self.phase, Phase::WebSocket(s) if !s.ws.is_open())
+    /// A `warn!` about a misbehaving peer, rate-limited so a flood cannot fill the log.
+    pub fn log_peer(&mut self, line: std::fmt::Arguments<'_>) {
+        if let Some(suppressed) = self.peer_log.allow(self.now) {
+            if suppressed > 0 {
+                log::warn!("{line} ({suppressed} similar lines suppressed)");
+            } else {
+                log::warn!("{line}");
+            }
+        }
     }
 }

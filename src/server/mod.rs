@@ -5,12 +5,19 @@
 //! per-connection logic: that is the reactor's.
 
 pub mod connection;
+pub mod deadlines;
+pub mod driver;
 pub mod fdlimit;
 pub mod listener;
 pub mod outbox;
 pub mod reactor;
+mod request;
+mod session;
+pub mod settings;
 pub mod stats;
 pub mod timers;
+pub mod token;
+pub mod transport;
 
 use log::{info, warn};
 
@@ -33,17 +40,24 @@ pub fn serve(config: &Config) -> Result<Stats, String> {
     };
     let app = App::new(config)?;
     let mut listeners = Vec::new();
+    let mut locals = Vec::new();
     for addr in &config.server.listen {
         let l = listener::bind(addr.0, config.server.backlog)
             .map_err(|e| format!("cannot listen on {}: {e}", addr.0))?;
-        let local = l.local_addr().map_err(|e| format!("local_addr: {e}"))?;
-        info!("listening on {local}");
+        locals.push(l.local_addr().map_err(|e| format!("local_addr: {e}"))?);
         listeners.push(l);
+    }
+    // The loop (and its signal handler) exists before the first line that says
+    // we are up, so a SIGTERM sent on seeing it is always handled.
+    let reactor = Reactor::new(config, listeners, app, max_connections)
+        .map_err(|e| format!("event loop: {e}"))?;
+    for local in locals {
+        info!("listening on {local}");
     }
     let routes: Vec<String> = config
         .routes
         .iter()
-        .map(|r| format!("{} ({:?})", r.path, r.kind).to_lowercase())
+        .map(|r| format!("{} ({})", r.path, r.kind.name()))
         .collect();
     info!(
         "wsd {} started: max_connections {max_connections} (fd limit soft {} hard {}), routes [{}], static {}, \
@@ -57,8 +71,6 @@ pub fn serve(config: &Config) -> Result<Stats, String> {
         config.limits.max_send_buffer_bytes,
         config.timeouts.ping_interval
     );
-    let reactor = Reactor::new(config, listeners, app, max_connections)
-        .map_err(|e| format!("event loop: {e}"))?;
     let stats = reactor
         .run()
         .map_err(|e| format!("event loop failed: {e}"))?;

@@ -1,15 +1,20 @@
 //! A connection's pending output: owned bytes and shared (broadcast) frames, written
 //! with one vectored write per attempt, and released entirely once drained.
 //!
-//! Owns ordering and partial-write bookkeeping. It must never decide limits or
-//! policy (the reactor does), and holds no allocation while empty.
+//! Owns ordering, corking and partial-write bookkeeping. It must never decide
+//! limits or policy (the driver does) or build a frame (the core does), and
+//! holds no allocation while empty.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 use std::rc::Rc;
 
+use crate::core::OwnedFrame;
+
 /// Buffers below this size take further small appends (corking).
 const COALESCE_LIMIT: usize = 64 * 1024;
+/// Frame payloads at least this large are queued whole, without copying.
+const ZERO_COPY_MIN: usize = 4 * 1024;
 /// The most slices handed to one `writev`.
 const MAX_IOVECS: usize = 64;
 
@@ -85,6 +90,20 @@ impl Outbox {
         if !bytes.is_empty() {
             self.len += bytes.len();
             self.chunks.push_back(Chunk::Whole(bytes));
+        }
+    }
+
+    /// Queues a frame the core encoded: a small one is copied into the corking
+    /// buffer, a large payload is queued whole behind its header.
+    pub fn push_frame(&mut self, frame: OwnedFrame) {
+        if frame.payload.len() >= ZERO_COPY_MIN {
+            self.append(|out| out.extend_from_slice(frame.head.as_bytes()));
+            self.push_owned(frame.payload);
+        } else {
+            self.append(|out| {
+                out.extend_from_slice(frame.head.as_bytes());
+                out.extend_from_slice(&frame.payload);
+            });
         }
     }
 

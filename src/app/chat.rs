@@ -1,0 +1,192 @@
+//! The chat route: every message goes to every member of the sender's room
+//! (`/chat?room=NAME`), with welcome, join and leave announcements as JSON text.
+//!
+//! Owns room membership (through [`Rooms`]), presence and the announcement JSON.
+//! It must never encode frames or touch a connection: it names recipients and
+//! the server delivers, encoding each message once per encoding in use.
+
+use std::cell::RefCell;
+
+use serde::Serialize;
+
+use crate::app::handler::{Effects, Peer, RouteHandler, Slot};
+use crate::app::rooms::Rooms;
+use crate::app::{query_param, Rejection};
+use crate::config::ChatConfig;
+use crate::core::{Message, MessageKind, Request};
+
+/// The longest room name accepted from a query parameter.
+pub const MAX_ROOM_NAME: usize = 128;
+
+#[derive(Debug)]
+pub struct Chat {
+    config: ChatConfig,
+    rooms: RefCell<Rooms>,
+}
+
+/// A presence message, as JSON text: `{"type":"join","id":3,"members":2}`.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum Announcement<'a> {
+    /// To the member who joined: who it is and who is there.
+    Welcome {
+        id: u64,
+        room: &'a str,
+        members: usize,
+    },
+    Join {
+        id: u64,
+        members: usize,
+    },
+    Leave {
+        id: u64,
+        members: usize,
+    },
+}
+
+impl Announcement<'_> {
+    fn message(&self) -> Message {
+        Message {
+            kind: MessageKind::Text,
+            // Serializing a struct of numbers and strings to a Vec cannot fail.
+            data: serde_json::to_vec(self).unwrap_or_default(),
+        }
+    }
+}
+
+impl Chat {
+    pub fn new(config: ChatConfig) -> Chat {
+        Chat {
+            config,
+            rooms: RefCell::new(Rooms::default()),
+        }
+    }
+}
+
+impl RouteHandler for Chat {
+    fn open(&self, request: &Request, peer: Peer, fx: &mut Effects) -> Result<Slot, Rejection> {
+        let name = request
+            .query()
+            .and_then(|q| query_param(q, &self.config.room_param))
+            .unwrap_or_default();
+        if name.len() > MAX_ROOM_NAME {
+            return Err(Rejection::new(
+                400,
+                format!("room name over {MAX_ROOM_NAME} bytes"),
+            ));
+        }
+        let mut rooms = self.rooms.borrow_mut();
+        let room = rooms
+            .join(
+                &name,
+                peer.key,
+                self.config.max_rooms,
+                self.config.max_members,
+            )
+            .map_err(|e| Rejection::new(503, format!("chat: {e}")))?;
+        if self.config.announce {
+            let members = rooms.members(room);
+            let welcome = Announcement::Welcome {
+                id: peer.id,
+                room: &name,
+                members: members.len(),
+            };
+            fx.reply(welcome.message());
+            let join = Announcement::Join {
+                id: peer.id,
+                members: members.len(),
+            };
+            let others = members.iter().copied().filter(|&m| m != peer.key);
+            fx.broadcast(join.message(), others);
+        }
+        Ok(room)
+    }
+
+    fn message(&self, peer: Peer, room: Slot, message: Message, fx: &mut Effects) {
+        let rooms = self.rooms.borrow();
+        let members = rooms.members(room).iter().copied();
+        if self.config.echo_to_sender {
+            fx.broadcast(message, members);
+        } else {
+            fx.broadcast(message, members.filter(|&m| m != peer.key));
+        }
+    }
+
+    fn closed(&self, peer: Peer, room: Slot, fx: &mut Effects) {
+        let mut rooms = self.rooms.borrow_mut();
+        rooms.leave(room, peer.key);
+        let members = rooms.members(room);
+        if self.config.announce && !members.is_empty() {
+            let leave = Announcement::Leave {
+                id: peer.id,
+                members: members.len(),
+            };
+            fx.broadcast(leave.message(), members.iter().copied());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::{parse_request, RequestLimits};
+
+    fn request(target: &str) -> Request {
+        let head = format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n");
+        parse_request(head.as_bytes(), &RequestLimits::default())
+            .unwrap()
+            .unwrap()
+            .0
+    }
+
+    fn texts(fx: &mut Effects) -> Vec<String> {
+        fx.take_replies()
+            .map(|m| String::from_utf8(m.data).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn announcements_are_json_with_the_type_first_and_names_escaped() {
+        let chat = Chat::new(ChatConfig::default());
+        let mut fx = Effects::default();
+        let a = Peer { key: 1, id: 7 };
+        let room = chat.open(&request("/chat?room=a%22b"), a, &mut fx).unwrap();
+        assert_eq!(
+            texts(&mut fx),
+            vec![r#"{"type":"welcome","id":7,"room":"a\"b","members":1}"#]
+        );
+        let b = Peer { key: 2, id: 8 };
+        chat.open(&request("/chat?room=a%22b"), b, &mut fx).unwrap();
+        let mut joins = Vec::new();
+        fx.drain_broadcasts(|m, to| joins.push((m.data.clone(), to.collect::<Vec<_>>())));
+        assert_eq!(
+            joins,
+            vec![(br#"{"type":"join","id":8,"members":2}"#.to_vec(), vec![1])]
+        );
+        fx.take_replies().for_each(drop);
+        chat.closed(b, room, &mut fx);
+        let mut leaves = Vec::new();
+        fx.drain_broadcasts(|m, to| leaves.push((m.data.clone(), to.collect::<Vec<_>>())));
+        assert_eq!(
+            leaves,
+            vec![(br#"{"type":"leave","id":8,"members":1}"#.to_vec(), vec![1])]
+        );
+    }
+
+    #[test]
+    fn a_full_room_and_a_long_name_are_refused_with_their_status() {
+        let config = ChatConfig {
+            max_members: 1,
+            ..ChatConfig::default()
+        };
+        let chat = Chat::new(config);
+        let mut fx = Effects::default();
+        chat.open(&request("/chat?room=x"), Peer { key: 1, id: 1 }, &mut fx)
+            .unwrap();
+        let full = chat.open(&request("/chat?room=x"), Peer { key: 2, id: 2 }, &mut fx);
+        assert_eq!(full.map_err(|r| r.status), Err(503));
+        let long = format!("/chat?room={}", "n".repeat(MAX_ROOM_NAME + 1));
+        let refused = chat.open(&request(&long), Peer { key: 3, id: 3 }, &mut fx);
+        assert_eq!(refused.map_err(|r| r.status), Err(400));
+    }
+}

@@ -1,0 +1,23 @@
+//! The echo route: every text or binary message comes back unchanged.
+//!
+//! Owns nothing but that rule. It must never copy a payload: the message's buffer
+//! is handed back whole and the core frames it without copying large payloads.
+
+use crate::app::handler::{Effects, Peer, RouteHandler, Slot};
+use crate::app::Rejection;
+use crate::core::{Message, Request};
+
+#[derive(Debug, Default)]
+pub struct Echo;
+
+impl RouteHandler for Echo {
+    fn open(&self, _: &Request, _: Peer, _: &mut Effects) -> Result<Slot, Rejection> {
+        Ok(0)
+    }
+
+    fn message(&self, _: Peer, _: Slot, message: Message, fx: &mut Effects) {
+        fx.reply(message);
+    }
+
+    fn closed(&self, _: Peer, _: Slot, _: &mut Effects) {}
+}

@@ -1,0 +1,180 @@
+//! An open WebSocket on one connection: feeds received bytes to the protocol
+//! core, hands each event to the route's handler, and carries out the effects
+//! that concern this connection (replies, its own copy of a broadcast, a close),
+//! plus copies of other connections' broadcasts delivered to it.
+//!
+//! Owns the drive loop of the core and the send-side limits (slow consumers). It
+//! must never build a frame itself (the core encodes every frame) and never
+//! touch another connection: broadcasts to others wait in `Shared::fx` for the
+//! reactor's fan-out.
+
+use std::rc::Rc;
+
+use log::debug;
+
+use crate::app::Peer;
+use crate::config::SlowConsumerPolicy;
+use crate::core::{encode_shared, CloseCode, Encoding, Event, Message, SharedFrame, State};
+use crate::server::connection::{Conn, ConnState, Shared};
+use crate::server::deadlines::Deadline;
+
+impl Conn {
+    /// Feeds frames to the core, handles every event it queued, then queues its
+    /// automatic replies; returns how many bytes of `data` were consumed.
+    pub(super) fn websocket_input(&mut self, data: &[u8], key: usize, sh: &mut Shared) -> usize {
+        let peer = Peer { key, id: self.id };
+        let ConnState::WebSocket(session) = &mut self.state else {
+            return 0;
+        };
+        let result = session.ws.handle_read(data);
+        loop {
+            let ConnState::WebSocket(session) = &mut self.state else {
+                return data.len();
+            };
+            let Some(event) = session.ws.poll_event() else {
+                break;
+            };
+            match event {
+                Event::Message(message) => {
+                    sh.stats.messages_in += 1;
+                    let handler = &session.route.handler;
+                    handler.message(peer, session.slot, message, &mut sh.fx);
+                    self.carry_out_effects(key, sh);
+                }
+                Event::Ping(_) | Event::Pong(_) => {}
+                Event::Close(frame) => {
+                    let code = frame.as_ref().map_or(CloseCode::NO_STATUS, |f| f.code);
+                    *sh.stats.closes_received.entry(code.0).or_default() += 1;
+                    debug!("conn {}: peer closed with {}", self.id, code.0);
+                }
+            }
+        }
+        let ConnState::WebSocket(session) = &mut self.state else {
+            return data.len();
+        };
+        let ws = &mut session.ws;
+        self.outbox.append(|out| {
+            ws.poll_transmit(out);
+        });
+        let ended = ws.state() == State::Closed;
+        match result {
+            Err(e) => {
+                sh.stats.protocol_errors += 1;
+                *sh.stats.closes_sent.entry(e.close_code().0).or_default() += 1;
+                debug!(
+                    "conn {}: protocol error: {e} (closing with {})",
+                    self.id,
+                    e.close_code().0
+                );
+                self.start_closing(key, sh);
+                data.len()
+            }
+            Ok(_) if ended => {
+                self.start_closing(key, sh);
+                data.len()
+            }
+            Ok(n) => n,
+        }
+    }
+
+    /// Carries out what a handler asked of this connection: replies, its own
+    /// copies of broadcasts (now, so they keep their place), and a close. A queue
+    /// over the send limit closes the connection with 1008.
+    pub(super) fn carry_out_effects(&mut self, key: usize, sh: &mut Shared) {
+        let ConnState::WebSocket(session) = &mut self.state else {
+            return;
+        };
+        let ws = &mut session.ws;
+        let outbox = &mut self.outbox;
+        for message in sh.fx.take_replies() {
+            if let Ok(frame) = ws.send_owned(message.kind, message.data) {
+                outbox.push_frame(frame);
+                sh.stats.messages_out += 1;
+            }
+        }
+        let stats = &mut sh.stats;
+        sh.fx.deliver_to(key, |message| {
+            let mut sent = false;
+            outbox.append(|out| sent = ws.send(message.kind, &message.data, out).is_ok());
+            if sent {
+                stats.messages_out += 1;
+            }
+        });
+        if let Some((code, reason)) = sh.fx.take_close() {
+            self.send_close(code, reason, sh);
+        }
+        if self.outbox.len() > sh.settings.max_send_buffer {
+            self.close_slow_consumer(sh);
+        }
+    }
+
+    /// Queues another connection's broadcast for this one, sharing the frame
+    /// encoded for its encoding (`frames` holds one per encoding for this
+    /// broadcast). Returns whether anything was queued.
+    pub fn deliver_shared(
+        &mut self,
+        message: &Message,
+        frames: &mut Vec<(Encoding, SharedFrame)>,
+        sh: &mut Shared,
+    ) -> bool {
+        let ConnState::WebSocket(session) = &self.state else {
+            return false;
+        };
+        let Some(encoding) = session.ws.shared_encoding() else {
+            return false;
+        };
+        let frame = match frames.iter().find(|(e, _)| *e == encoding) {
+            Some((_, frame)) => Rc::clone(frame),
+            None => {
+                let frame = encode_shared(encoding, message.kind, &message.data);
+                frames.push((encoding, Rc::clone(&frame)));
+                frame
+            }
+        };
+        if self.outbox.len() + frame.len() > sh.settings.max_send_buffer {
+            return match sh.settings.slow_consumer {
+                SlowConsumerPolicy::Drop => {
+                    sh.stats.dropped_messages += 1;
+                    false
+                }
+                SlowConsumerPolicy::Close => self.close_slow_consumer(sh),
+            };
+        }
+        self.outbox.push_shared(frame);
+        sh.stats.messages_out += 1;
+        true
+    }
+
+    /// Starts the closing handshake with `code`; the peer has until the close
+    /// deadline to answer.
+    pub(super) fn send_close(&mut self, code: CloseCode, reason: &str, sh: &mut Shared) -> bool {
+        let ConnState::WebSocket(session) = &mut self.state else {
+            return false;
+        };
+        let ws = &mut session.ws;
+        let mut sent = false;
+        self.outbox
+            .append(|out| sent = ws.close(code, reason, out).is_ok());
+        if sent {
+            *sh.stats.closes_sent.entry(code.0).or_default() += 1;
+            self.deadlines.clear_all();
+            self.deadlines
+                .set(Deadline::Close, sh.now + sh.settings.close_ticks);
+        }
+        sent
+    }
+
+    /// A peer that stopped reading went over the send limit: close it with 1008.
+    fn close_slow_consumer(&mut self, sh: &mut Shared) -> bool {
+        let queued = self.outbox.len();
+        if !self.send_close(CloseCode::POLICY, "send buffer full", sh) {
+            return false;
+        }
+        sh.stats.slow_consumer_closes += 1;
+        let (id, limit) = (self.id, sh.settings.max_send_buffer);
+        sh.log_peer(format_args!(
+            "conn {id}: send buffer over {limit} bytes ({queued} queued): closing with 1008"
+        ));
+        true
+    }
+}
