@@ -8,9 +8,9 @@
 
 use std::rc::Rc;
 
-use crate::core::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
+use crate::core::frame::{FrameHeader, MAX_HEADER_LEN};
 use crate::core::mask::apply_mask;
-use crate::core::websocket::MessageKind;
+use crate::core::message::MessageKind;
 
 /// How a connection's data frames are encoded. Connections with equal encodings
 /// can share one encoded frame, so fan-out encodes once per encoding in use.
@@ -127,10 +127,7 @@ fn data_header(
     FrameHeader {
         fin: true,
         rsv: encoding.rsv(),
-        opcode: match kind {
-            MessageKind::Text => OpCode::Text,
-            MessageKind::Binary => OpCode::Binary,
-        },
+        opcode: kind.opcode(),
         mask,
         payload_len: len as u64,
     }

@@ -14,6 +14,7 @@ pub mod frame;
 pub mod handshake;
 pub mod http;
 pub mod mask;
+pub mod message;
 pub mod utf8;
 pub mod websocket;
 
@@ -28,4 +29,5 @@ pub use error::{HandshakeError, ProtocolError};
 pub use frame::{encode_frame, FrameHeader, OpCode};
 pub use handshake::{accept_key, write_accept_response, Upgrade};
 pub use http::{parse_request, Headers, Request, RequestLimits};
-pub use websocket::{Event, Limits, Message, MessageKind, NotOpen, Role, State, WebSocket};
+pub use message::{Message, MessageKind};
+pub use websocket::{Event, Limits, NotOpen, Role, State, WebSocket};

@@ -33,6 +33,7 @@ use crate::core::encode::{encode_message, encode_owned, Encoding, OwnedFrame};
 use crate::core::error::ProtocolError;
 use crate::core::frame::{encode_frame, FrameHeader, OpCode};
 use crate::core::mask::apply_mask;
+use crate::core::message::{Message, MessageKind};
 use crate::core::utf8::Utf8Validator;
 
 /// Which end of the connection this state machine plays.
@@ -58,39 +59,6 @@ impl Default for Limits {
         Limits {
             max_frame_size: 16 << 20,
             max_message_size: 16 << 20,
-        }
-    }
-}
-
-/// Whether a data message is text or binary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum MessageKind {
-    Text,
-    Binary,
-}
-
-impl MessageKind {
-    pub fn opcode(self) -> OpCode {
-        match self {
-            MessageKind::Text => OpCode::Text,
-            MessageKind::Binary => OpCode::Binary,
-        }
-    }
-}
-
-/// A complete data message. Text messages are valid UTF-8.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Message {
-    pub kind: MessageKind,
-    pub data: Vec<u8>,
-}
-
-impl Message {
-    /// The text of a text message.
-    pub fn text(&self) -> Option<&str> {
-        match self.kind {
-            MessageKind::Text => std::str::from_utf8(&self.data).ok(),
-            MessageKind::Binary => None,
         }
     }
 }

@@ -63,7 +63,7 @@ pub enum Verdict {
 #[derive(Debug)]
 pub struct Conn {
     pub transport: Transport,
-    /// A serial number for logs and chat announcements (slab keys are reused).
+    /// A serial number for logs and handlers (slab keys are reused, ids are not).
     pub id: u64,
     pub state: ConnState,
     /// Received bytes not consumed yet: a partial request head or frame header.

@@ -360,7 +360,7 @@ enum Refill {
     Failed,
 }
 
-/// Tells the session's handler that it is over (leaving rooms, announcing).
+/// Tells the session's handler that it is over, exactly once.
 fn session_ended(session: Session, peer: Peer, sh: &mut Shared) {
     session.route.handler.closed(peer, session.slot, &mut sh.fx);
 }

@@ -22,7 +22,7 @@ const MAX_IOVECS: usize = 64;
 enum Chunk {
     /// A buffer that later small writes are appended to (corking).
     Buffer(Vec<u8>),
-    /// A buffer queued whole, e.g. a large echoed payload; never appended to, since
+    /// A buffer queued whole, e.g. a large frame payload; never appended to, since
     /// growing it would reallocate and copy the payload.
     Whole(Vec<u8>),
     /// A frame shared with other connections' queues.

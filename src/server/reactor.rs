@@ -343,8 +343,8 @@ impl Reactor {
 
     // ---- the end of connections and of the loop ----
 
-    /// Frees a connection's slot, on every path: its session ends (a chat member
-    /// leaves and is announced), the socket is deregistered and closed.
+    /// Frees a connection's slot, on every path: a session still open ends (its
+    /// handler hears of it), the socket is deregistered and closed.
     fn remove(&mut self, key: usize) {
         let Some(mut conn) = self.conns.try_remove(key) else {
             return;
