@@ -6,7 +6,10 @@
 #
 # Usage: benches/load.sh [scenario...]     scenarios: idle echo16 echo4k chat1k chat10k
 # Environment: RUNS (default 3), SERVER_CPU (0), LOAD_CPU (1), IDLE_N (19000),
-#              ECHO_SECS (5), HOLD_SECS (5), OUT (target/bench-load), SKIP_BUILD=1
+#              ECHO_SECS (5), HOLD_SECS (5), OUT (target/bench-load), SKIP_BUILD=1,
+#              BEFORE=/path/to/an/older/wsd (adds a "before" column: that binary runs
+#              every scenario beside this tree's build, in the same run, alternating),
+#              PEER=0 (leave the peer out).
 # Needs: cargo, taskset, python3 (to read the JSON results).
 set -euo pipefail
 
@@ -32,7 +35,9 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
     cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" --target-dir "$OUT/build"
     cp "$OUT/build/release/wsd" "$OUT/bin/wsd"
     echo "building peer-tokio (release) ..." >&2
-    if cargo build --release --quiet --manifest-path "$ROOT/benches/peer-tokio/Cargo.toml" \
+    if [ "${PEER:-1}" = 0 ]; then
+        rm -f "$OUT/bin/peer-tokio"
+    elif cargo build --release --quiet --manifest-path "$ROOT/benches/peer-tokio/Cargo.toml" \
         --target-dir "$OUT/build-peer"; then
         cp "$OUT/build-peer/release/peer-tokio" "$OUT/bin/peer-tokio"
     else
@@ -42,6 +47,8 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
 fi
 WSD=$OUT/bin/wsd
 PEER=$OUT/bin/peer-tokio
+[ "${PEER:-1}" = 0 ] && PEER=/nonexistent
+BEFORE=${BEFORE:-}
 
 cat >"$OUT/bench.toml" <<'EOF'
 # Benchmark config: no static files, no server pings, quiet logs, big silent rooms.
@@ -66,10 +73,12 @@ EOF
 
 # --- servers -----------------------------------------------------------------
 SERVER_PID=
-start_server() { # wsd|peer
+start_server() { # wsd|before|peer
     PORT=$((PORT + 1))
-    if [ "$1" = wsd ]; then
-        taskset -c "$SERVER_CPU" "$WSD" --config "$OUT/bench.toml" --listen "127.0.0.1:$PORT" \
+    if [ "$1" = wsd ] || [ "$1" = before ]; then
+        local bin=$WSD
+        [ "$1" = before ] && bin=$BEFORE
+        taskset -c "$SERVER_CPU" "$bin" --config "$OUT/bench.toml" --listen "127.0.0.1:$PORT" \
             >>"$OUT/server.log" 2>&1 &
     else
         taskset -c "$SERVER_CPU" "$PEER" "127.0.0.1:$PORT" >>"$OUT/server.log" 2>&1 &
@@ -144,16 +153,25 @@ measure() {
     local metrics=()
     while [ "$1" != -- ]; do metrics+=("$1"); shift; done
     shift
+    local active=()
     for server in $servers; do
         if [ "$server" = peer ] && [ ! -x "$PEER" ]; then continue; fi
-        local files=()
-        for i in $(seq "$RUNS"); do
+        if [ "$server" = before ] && [ -z "$BEFORE" ]; then continue; fi
+        active+=("$server")
+    done
+    # Runs alternate between servers, so slow drift of the machine hits both alike.
+    declare -A files=()
+    for i in $(seq "$RUNS"); do
+        for server in "${active[@]}"; do
             echo "  $name on $server, run $i/$RUNS ..." >&2
-            files+=("$(run_one "$server" "$name" "$i" -- "$@")")
+            files[$server]+="$(run_one "$server" "$name" "$i" -- "$@") "
         done
+    done
+    for server in "${active[@]}"; do
+        local files_of=(${files[$server]})
         for m in "${metrics[@]}" cpu loadcpu; do
             local vals=()
-            for f in "${files[@]}"; do
+            for f in "${files_of[@]}"; do
                 [ -s "$f" ] || continue
                 case $m in
                 cpu) vals+=("$(cat "$f.cpu")") ;;
@@ -171,23 +189,23 @@ for s in "${SCENARIOS[@]}"; do
     echo "scenario $s" >&2
     case $s in
     idle)
-        measure idle "wsd peer" bytes_per_connection idle.handshakes_per_sec idle.successes -- \
+        measure idle "wsd before peer" bytes_per_connection idle.handshakes_per_sec idle.successes -- \
             rss --pid @PID@ idle --url @URL@/echo -n "$IDLE_N" --duration "$HOLD_SECS"
         ;;
     echo16)
-        measure echo16 "wsd peer" messages_per_sec latency.p99_us mismatches -- \
+        measure echo16 "wsd before peer" messages_per_sec latency.p99_us mismatches -- \
             echo --url @URL@/echo -c 100 -p 16 -s 16 --binary --duration "$ECHO_SECS"
         ;;
     echo4k)
-        measure echo4k "wsd peer" messages_per_sec bytes_per_sec latency.p99_us mismatches -- \
+        measure echo4k "wsd before peer" messages_per_sec bytes_per_sec latency.p99_us mismatches -- \
             echo --url @URL@/echo -c 100 -p 16 -s 4096 --binary --duration "$ECHO_SECS"
         ;;
     chat1k)
-        measure chat1k wsd deliveries_per_sec latency.p50_us latency.p99_us lost -- \
+        measure chat1k "wsd before" deliveries_per_sec latency.p50_us latency.p99_us lost -- \
             broadcast --url "@URL@/chat?room=bench" -c 1000 -m 2000 --window 32
         ;;
     chat10k)
-        measure chat10k wsd deliveries_per_sec latency.p50_us latency.p99_us lost -- \
+        measure chat10k "wsd before" deliveries_per_sec latency.p50_us latency.p99_us lost -- \
             broadcast --url "@URL@/chat?room=bench" -c 10000 -m 200 --window 32
         ;;
     *) echo "unknown scenario $s" >&2; exit 2 ;;
@@ -195,22 +213,26 @@ for s in "${SCENARIOS[@]}"; do
 done
 
 # --- report ------------------------------------------------------------------
+ratio_of() { # A B -> A/B with 2 decimals, empty if either is missing
+    [ -n "$1" ] && [ -n "$2" ] || return 0
+    awk -v a="$1" -v b="$2" 'BEGIN { if (b != 0) printf "%.2f", a / b }'
+}
 {
     echo "machine: $(nproc) cores, $(uname -sr), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
     echo "runs per figure: $RUNS (median); server on cpu $SERVER_CPU, load generator on cpu $LOAD_CPU"
     echo
-    printf '%-8s %-34s %14s %14s %8s\n' scenario metric wsd peer-tokio ratio
+    printf '%-8s %-34s %14s %14s %8s %14s %8s\n' scenario metric wsd before ratio peer-tokio ratio
     for key in $(printf '%s\n' "${!RESULT[@]}" | grep '|wsd|' | sort); do
         name=${key%%|*}
         metric=${key##*|}
         ours=${RESULT[$key]}
         peer=${RESULT["$name|peer|$metric"]:-}
-        ratio=
-        if [ -n "$ours" ] && [ -n "$peer" ]; then
-            ratio=$(awk -v a="$ours" -v b="$peer" 'BEGIN { if (b != 0) printf "%.2f", a / b }')
-        fi
+        before=${RESULT["$name|before|$metric"]:-}
+        ratio=$(ratio_of "$ours" "$peer")
+        bratio=$(ratio_of "$ours" "$before")
         [ "$metric" = cpu ] && metric="server cpu (1/100 s)"
         [ "$metric" = loadcpu ] && metric="load generator cpu (1/100 s)"
-        printf '%-8s %-34s %14s %14s %8s\n' "$name" "$metric" "$(fmt "$ours")" "$(fmt "$peer")" "${ratio:--}"
+        printf '%-8s %-34s %14s %14s %8s %14s %8s\n' "$name" "$metric" "$(fmt "$ours")" \
+            "$(fmt "$before")" "${bratio:--}" "$(fmt "$peer")" "${ratio:--}"
     done
 } | tee "$OUT/results.txt"

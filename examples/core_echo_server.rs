@@ -74,10 +74,12 @@ fn serve(mut stream: TcpStream) -> io::Result<()> {
             let mut out = Vec::new();
             while let Some(event) = ws.poll_event() {
                 if let Event::Message(message) = event {
-                    // Replies sent while handling an event precede anything after it.
                     let _ = ws.send(message.kind, &message.data, &mut out);
                 }
+                // Pongs and close replies go out in the place of what they answer.
+                ws.poll_transmit(&mut out);
             }
+            // A failed connection's close frame comes last, after the replies.
             ws.poll_transmit(&mut out);
             stream.write_all(&out)?;
             match result {

@@ -319,6 +319,12 @@ fn default_auth() -> AuthName {
 
 impl RouteTable {
     fn into_route(self) -> Result<RouteConfig, String> {
+        let path = self.path.clone();
+        self.typed()
+            .map_err(|e| format!("route {ROUTE_TAG}{path:?}: {e}"))
+    }
+
+    fn typed(self) -> Result<RouteConfig, String> {
         let chat_keys = [
             ("room_param", self.room_param.is_some()),
             ("max_rooms", self.max_rooms.is_some()),
@@ -401,6 +407,23 @@ impl AuthName {
             AuthName::Cookie => "cookie",
         }
     }
+}
+
+/// Starts the message of an error inside one `[[route]]`, before its quoted path,
+/// so the error's line can be found inside that route's table.
+const ROUTE_TAG: &str = "at path ";
+
+/// The line of `path = "..."` of the route an error message names (see [`ROUTE_TAG`]).
+fn route_line(text: &str, message: &str) -> Option<usize> {
+    let quoted = message.split(ROUTE_TAG).nth(1)?;
+    let end = quoted[1..].find('"')? + 2;
+    let path = &quoted[..end];
+    text.lines()
+        .position(|l| {
+            l.split_once('=')
+                .is_some_and(|(k, v)| k.trim() == "path" && v.trim() == path)
+        })
+        .map(|i| i + 1)
 }
 
 /// Refuses the first key of `keys` that is present: it only means something with `what`.
@@ -539,7 +562,8 @@ impl Config {
             // points at the table: name the line of the key inside it instead.
             let line = match (&key, line) {
                 (Some(k), Some(l)) if key_on_line(text, l).as_deref() != Some(k) => {
-                    line_of_key_from(text, k, l).or(Some(l))
+                    let from = route_line(text, e.message()).unwrap_or(l);
+                    line_of_key_from(text, k, from).or(Some(l))
                 }
                 _ => line,
             };
@@ -749,6 +773,53 @@ mod tests {
     fn duplicate_route_is_refused() {
         let e = parse("[[route]]\npath = \"/a\"\nkind = \"echo\"\n[[route]]\npath = \"/a\"\nkind = \"chat\"\n").unwrap_err();
         assert!(e.message.contains("twice"), "{e}");
+    }
+
+    #[test]
+    fn a_key_of_another_route_kind_is_refused_by_name_and_line() {
+        let text = "[[route]]\npath = \"/chat\"\nkind = \"chat\"\nmax_rooms = 3\n\n[[route]]\npath = \"/e\"\nkind = \"echo\"\nmax_rooms = 2\n";
+        let e = parse(text).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("max_rooms"), "{e}");
+        assert_eq!(
+            e.line,
+            Some(9),
+            "the echo route's line, not the chat route's: {e}"
+        );
+        assert!(e.message.contains("kind = \"chat\""), "{e}");
+    }
+
+    #[test]
+    fn an_auth_key_of_another_method_is_refused_by_name() {
+        let e = parse("[[route]]\npath = \"/x\"\nkind = \"echo\"\nauth = \"ticket\"\ntickets = [\"t\"]\nrealm = \"r\"\n").unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (Some(6), Some("realm")), "{e}");
+        assert!(e.message.contains("auth = \"basic\""), "{e}");
+    }
+
+    #[test]
+    fn each_route_kind_carries_only_its_own_keys_with_defaults() {
+        let c = parse("[[route]]\npath = \"/c\"\nkind = \"chat\"\nmax_members = 7\n[[route]]\npath = \"/e\"\nkind = \"echo\"\nauth = \"cookie\"\ncookie_values = [\"v\"]\n").unwrap();
+        let RouteKind::Chat(chat) = &c.routes[0].kind else {
+            panic!("chat route: {:?}", c.routes[0]);
+        };
+        assert_eq!((chat.max_members, chat.max_rooms), (7, 1024));
+        assert_eq!(c.routes[1].kind, RouteKind::Echo);
+        assert_eq!(
+            c.routes[1].auth,
+            AuthConfig::Cookie {
+                name: "wsd_session".into(),
+                values: vec!["v".into()]
+            }
+        );
+    }
+
+    #[test]
+    fn a_malformed_password_hash_is_refused_when_the_file_is_read() {
+        let e = parse("[[user]]\nname = \"a\"\npassword_hash = \"plain\"\n").unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(3), Some("password_hash")),
+            "{e}"
+        );
     }
 
     #[test]

@@ -11,10 +11,12 @@
 //! 1. [`WebSocket::handle_read`] with the received bytes: it consumes every whole
 //!    frame and any partial payload, queues the events they complete, and returns
 //!    how many bytes it took (the caller keeps the rest, at most a partial header).
-//! 2. [`WebSocket::poll_event`] until `None`, answering each event (replies sent
-//!    while handling an event go out before anything the peer sent after it).
-//! 3. [`WebSocket::poll_transmit`] for the automatic replies (pongs, close replies,
-//!    the close frame of a failed connection), then write everything out.
+//! 2. [`WebSocket::poll_event`] until `None`, answering each event and then
+//!    calling [`WebSocket::poll_transmit`] for the automatic replies it caused (a
+//!    pong, a close reply), so every reply keeps the order of what it answers.
+//! 3. [`WebSocket::poll_transmit`] once more (the close frame of a failed
+//!    connection comes here, after the replies to the messages before the
+//!    failure), then write everything out.
 //!
 //! Outgoing data goes through [`WebSocket::send`] / [`WebSocket::send_owned`], or
 //! [`crate::core::encode_shared`] with [`WebSocket::shared_encoding`] for fan-out.

@@ -48,6 +48,16 @@ impl Conn {
                     debug!("conn {}: peer closed with {}", self.id, code.0);
                 }
             }
+            // A pong (or close reply) goes out in its event's place, before the
+            // replies to what the peer sent after it.
+            if let ConnState::WebSocket(session) = &mut self.state {
+                if session.ws.has_transmit() {
+                    let ws = &mut session.ws;
+                    self.outbox.append(|out| {
+                        ws.poll_transmit(out);
+                    });
+                }
+            }
         }
         let ConnState::WebSocket(session) = &mut self.state else {
             return data.len();

@@ -437,6 +437,32 @@ fn a_reply_to_a_message_before_a_protocol_error_precedes_the_close() {
 }
 
 #[test]
+fn a_pong_keeps_its_place_among_replies_when_transmit_follows_each_event() {
+    // Autobahn 5.6: a text message in two fragments with a ping between them.
+    let input = concat(&[
+        cf(TEXT, b"frag"),
+        cf(FIN | PING, b"p"),
+        cf(FIN | CONT, b"ment"),
+    ]);
+    let mut ws = server();
+    assert_eq!(ws.handle_read(&input), Ok(input.len()));
+    let mut out = Vec::new();
+    while let Some(event) = ws.poll_event() {
+        if let Event::Message(m) = event {
+            ws.send(m.kind, &m.data, &mut out).unwrap();
+        }
+        ws.poll_transmit(&mut out);
+    }
+    let frames = sent_frames(&out);
+    assert_eq!(frames.len(), 2, "{frames:?}");
+    assert_eq!(
+        (frames[0].opcode, &frames[0].payload[..]),
+        (PONG, &b"p"[..])
+    );
+    assert_eq!(&frames[1].payload[..], b"fragment");
+}
+
+#[test]
 fn a_reply_to_a_message_before_the_peers_close_precedes_the_close_reply() {
     // Autobahn 7.1.1: a message followed by a close frame.
     let input = concat(&[

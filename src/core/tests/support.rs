@@ -27,8 +27,9 @@ pub struct Outcome {
 }
 
 /// Feeds `chunks` in order as a real caller would: append each chunk to the
-/// unconsumed tail, call `handle_read` once, drain every event, then the transmit
-/// bytes. Stops at the first error (after draining the events before it).
+/// unconsumed tail, call `handle_read` once, poll every event with the transmit
+/// bytes it caused, then the rest. Stops at the first error (after draining the
+/// events before it).
 pub fn drive<'a>(ws: &mut WebSocket, chunks: impl IntoIterator<Item = &'a [u8]>) -> Outcome {
     let mut out = Outcome::default();
     let mut buf: Vec<u8> = Vec::new();
@@ -37,6 +38,7 @@ pub fn drive<'a>(ws: &mut WebSocket, chunks: impl IntoIterator<Item = &'a [u8]>)
         let result = ws.handle_read(&buf);
         while let Some(e) = ws.poll_event() {
             out.events.push(e);
+            ws.poll_transmit(&mut out.transmit);
         }
         ws.poll_transmit(&mut out.transmit);
         match result {
