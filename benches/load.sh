@@ -9,7 +9,8 @@
 #              ECHO_SECS (5), HOLD_SECS (5), OUT (target/bench-load), SKIP_BUILD=1,
 #              BEFORE=/path/to/an/older/wsd (adds a "before" column: that binary runs
 #              every scenario beside this tree's build, in the same run, alternating),
-#              PEER=0 (leave the peer out).
+#              PEER=0 (leave the peer out), CHAT_SCALE (1: 2000 messages to 1,000
+#              members, 200 to 10,000; raise it for longer, less noisy chat runs).
 # Needs: cargo, taskset, python3 (to read the JSON results).
 set -euo pipefail
 
@@ -20,6 +21,7 @@ LOAD_CPU=${LOAD_CPU:-1}
 IDLE_N=${IDLE_N:-19000}
 ECHO_SECS=${ECHO_SECS:-5}
 HOLD_SECS=${HOLD_SECS:-5}
+CHAT_SCALE=${CHAT_SCALE:-1}
 OUT=${OUT:-$ROOT/target/bench-load}
 PORT=${PORT:-9701}
 SCENARIOS=("$@")
@@ -175,6 +177,13 @@ measure() {
                 [ -s "$f" ] || continue
                 case $m in
                 cpu) vals+=("$(cat "$f.cpu")") ;;
+                per_cpu_s:*)
+                    # A count from the JSON divided by the server's CPU seconds in that run.
+                    local count ticks
+                    count=$(json "$f" "${m#per_cpu_s:}")
+                    ticks=$(cat "$f.cpu")
+                    [ -n "$count" ] && [ "$ticks" -gt 0 ] &&
+                        vals+=("$(awk -v c="$count" -v t="$ticks" 'BEGIN { printf "%.0f", c * 100 / t }')") ;;
                 loadcpu) [ -s "$f.loadcpu" ] && vals+=("$(awk '{printf "%.0f", ($1 + $2) * 100}' "$f.loadcpu")") ;;
                 *) vals+=("$(json "$f" "$m")") ;;
                 esac
@@ -193,20 +202,20 @@ for s in "${SCENARIOS[@]}"; do
             rss --pid @PID@ idle --url @URL@/echo -n "$IDLE_N" --duration "$HOLD_SECS"
         ;;
     echo16)
-        measure echo16 "wsd before peer" messages_per_sec latency.p99_us mismatches -- \
+        measure echo16 "wsd before peer" messages_per_sec per_cpu_s:received latency.p99_us mismatches -- \
             echo --url @URL@/echo -c 100 -p 16 -s 16 --binary --duration "$ECHO_SECS"
         ;;
     echo4k)
-        measure echo4k "wsd before peer" messages_per_sec bytes_per_sec latency.p99_us mismatches -- \
+        measure echo4k "wsd before peer" messages_per_sec per_cpu_s:received bytes_per_sec latency.p99_us mismatches -- \
             echo --url @URL@/echo -c 100 -p 16 -s 4096 --binary --duration "$ECHO_SECS"
         ;;
     chat1k)
-        measure chat1k "wsd before" deliveries_per_sec latency.p50_us latency.p99_us lost -- \
-            broadcast --url "@URL@/chat?room=bench" -c 1000 -m 2000 --window 32
+        measure chat1k "wsd before" deliveries_per_sec per_cpu_s:deliveries latency.p50_us latency.p99_us lost -- \
+            broadcast --url "@URL@/chat?room=bench" -c 1000 -m $((2000 * CHAT_SCALE)) --window 32
         ;;
     chat10k)
-        measure chat10k "wsd before" deliveries_per_sec latency.p50_us latency.p99_us lost -- \
-            broadcast --url "@URL@/chat?room=bench" -c 10000 -m 200 --window 32
+        measure chat10k "wsd before" deliveries_per_sec per_cpu_s:deliveries latency.p50_us latency.p99_us lost -- \
+            broadcast --url "@URL@/chat?room=bench" -c 10000 -m $((200 * CHAT_SCALE)) --window 32
         ;;
     *) echo "unknown scenario $s" >&2; exit 2 ;;
     esac
@@ -232,6 +241,7 @@ ratio_of() { # A B -> A/B with 2 decimals, empty if either is missing
         bratio=$(ratio_of "$ours" "$before")
         [ "$metric" = cpu ] && metric="server cpu (1/100 s)"
         [ "$metric" = loadcpu ] && metric="load generator cpu (1/100 s)"
+        [ "${metric%%:*}" = per_cpu_s ] && metric="${metric#per_cpu_s:} per server cpu-second"
         printf '%-8s %-34s %14s %14s %8s %14s %8s\n' "$name" "$metric" "$(fmt "$ours")" \
             "$(fmt "$before")" "${bratio:--}" "$(fmt "$peer")" "${ratio:--}"
     done

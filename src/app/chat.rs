@@ -96,19 +96,18 @@ impl RouteHandler for Chat {
                 id: peer.id,
                 members: members.len(),
             };
-            let others = members.iter().copied().filter(|&m| m != peer.key);
-            fx.broadcast(join.message(), others);
+            fx.broadcast_to_others(join.message(), members);
         }
         Ok(room)
     }
 
-    fn message(&self, peer: Peer, room: Slot, message: Message, fx: &mut Effects) {
+    fn message(&self, _: Peer, room: Slot, message: Message, fx: &mut Effects) {
         let rooms = self.rooms.borrow();
-        let members = rooms.members(room).iter().copied();
+        let members = rooms.members(room);
         if self.config.echo_to_sender {
             fx.broadcast(message, members);
         } else {
-            fx.broadcast(message, members.filter(|&m| m != peer.key));
+            fx.broadcast_to_others(message, members);
         }
     }
 
@@ -121,7 +120,7 @@ impl RouteHandler for Chat {
                 id: peer.id,
                 members: members.len(),
             };
-            fx.broadcast(leave.message(), members.iter().copied());
+            fx.broadcast(leave.message(), members);
         }
     }
 }
@@ -150,23 +149,27 @@ mod tests {
         let chat = Chat::new(ChatConfig::default());
         let mut fx = Effects::default();
         let a = Peer { key: 1, id: 7 };
+        // As the server does: the sender is named before each handler call.
+        fx.set_sender(Some(a.key));
         let room = chat.open(&request("/chat?room=a%22b"), a, &mut fx).unwrap();
         assert_eq!(
             texts(&mut fx),
             vec![r#"{"type":"welcome","id":7,"room":"a\"b","members":1}"#]
         );
         let b = Peer { key: 2, id: 8 };
+        fx.set_sender(Some(b.key));
         chat.open(&request("/chat?room=a%22b"), b, &mut fx).unwrap();
         let mut joins = Vec::new();
-        fx.drain_broadcasts(|m, to| joins.push((m.data.clone(), to.collect::<Vec<_>>())));
+        fx.drain_broadcasts(|m, to| joins.push((m.data.clone(), to.to_vec())));
         assert_eq!(
             joins,
             vec![(br#"{"type":"join","id":8,"members":2}"#.to_vec(), vec![1])]
         );
         fx.take_replies().for_each(drop);
+        fx.set_sender(None);
         chat.closed(b, room, &mut fx);
         let mut leaves = Vec::new();
-        fx.drain_broadcasts(|m, to| leaves.push((m.data.clone(), to.collect::<Vec<_>>())));
+        fx.drain_broadcasts(|m, to| leaves.push((m.data.clone(), to.to_vec())));
         assert_eq!(
             leaves,
             vec![(br#"{"type":"leave","id":8,"members":1}"#.to_vec(), vec![1])]

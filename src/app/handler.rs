@@ -47,16 +47,20 @@ pub trait RouteHandler: fmt::Debug {
 
 /// One message for many connections, encoded once per encoding in use.
 #[derive(Debug)]
-pub struct Broadcast {
-    pub message: Message,
-    /// Indexes into [`Effects::recipients`].
+struct Broadcast {
+    message: Message,
+    /// Indexes into [`Effects::recipients`]: every recipient but the sender.
     recipients: Range<usize>,
+    /// The connection the event came from is a recipient too.
+    to_sender: bool,
 }
 
 /// What a handler asked for, in order. Reused from event to event, so handling a
 /// message allocates nothing here once the buffers have grown.
 #[derive(Debug, Default)]
 pub struct Effects {
+    /// The connection whose event is being handled, if any.
+    sender: Option<ConnKey>,
     replies: Vec<Message>,
     broadcasts: Vec<Broadcast>,
     recipients: Vec<ConnKey>,
@@ -64,20 +68,47 @@ pub struct Effects {
 }
 
 impl Effects {
+    /// Names the connection whose event the next handler call is about (`None`
+    /// for `closed`): replies go to it, and its copy of a broadcast is its own.
+    pub fn set_sender(&mut self, sender: Option<ConnKey>) {
+        self.sender = sender;
+    }
+
     /// Sends `message` to the connection the event came from.
     pub fn reply(&mut self, message: Message) {
         self.replies.push(message);
     }
 
-    /// Sends `message` to every connection in `recipients` that is still open.
-    pub fn broadcast(&mut self, message: Message, recipients: impl IntoIterator<Item = ConnKey>) {
+    /// Sends `message` to every connection in `recipients` that is still open,
+    /// the sender included if it is listed.
+    pub fn broadcast(&mut self, message: Message, recipients: &[ConnKey]) {
+        self.push_broadcast(message, recipients, true);
+    }
+
+    /// Sends `message` to every connection in `recipients` that is still open,
+    /// except the sender.
+    pub fn broadcast_to_others(&mut self, message: Message, recipients: &[ConnKey]) {
+        self.push_broadcast(message, recipients, false);
+    }
+
+    fn push_broadcast(&mut self, message: Message, recipients: &[ConnKey], sender_too: bool) {
         let start = self.recipients.len();
-        self.recipients.extend(recipients);
+        // One copy of the list, then the sender struck from it: a room's member
+        // list goes in at memcpy speed.
+        self.recipients.extend_from_slice(recipients);
+        let sender_at = self
+            .sender
+            .and_then(|s| self.recipients[start..].iter().position(|&k| k == s));
+        if let Some(i) = sender_at {
+            self.recipients.swap_remove(start + i);
+        }
+        let to_sender = sender_too && sender_at.is_some();
         let recipients = start..self.recipients.len();
-        if !recipients.is_empty() {
+        if to_sender || !recipients.is_empty() {
             self.broadcasts.push(Broadcast {
                 message,
                 recipients,
+                to_sender,
             });
         }
     }
@@ -97,43 +128,39 @@ impl Effects {
         self.close.take()
     }
 
+    /// Drops replies and a close that have no connection to go to (asked for by
+    /// `closed`, or by an `open` that refused); broadcasts stay.
+    pub fn discard_own(&mut self) {
+        self.replies.clear();
+        self.close = None;
+    }
+
+    /// Hands the sender's copy of every pending broadcast to `send` now: the
+    /// driver delivers it at once, so it keeps its place among the sender's
+    /// other output.
+    pub fn deliver_to_sender(&mut self, mut send: impl FnMut(&Message)) {
+        for b in &mut self.broadcasts {
+            if b.to_sender {
+                b.to_sender = false;
+                send(&b.message);
+            }
+        }
+    }
+
     /// Whether broadcasts wait to be carried out.
     pub fn has_broadcasts(&self) -> bool {
         !self.broadcasts.is_empty()
     }
 
-    /// Hands each broadcast with its recipients to `deliver`, in order, and clears them.
-    pub fn drain_broadcasts(
-        &mut self,
-        mut deliver: impl FnMut(&Message, &mut dyn Iterator<Item = ConnKey>),
-    ) {
+    /// Hands each broadcast with its other recipients to `deliver`, in order,
+    /// and clears them.
+    pub fn drain_broadcasts(&mut self, mut deliver: impl FnMut(&Message, &[ConnKey])) {
         for b in self.broadcasts.drain(..) {
-            let mut to = self.recipients[b.recipients]
-                .iter()
-                .copied()
-                .filter(|&k| k != DELIVERED);
-            deliver(&b.message, &mut to);
+            deliver(&b.message, &self.recipients[b.recipients]);
         }
         self.recipients.clear();
     }
-
-    /// Hands `key`'s copy of every pending broadcast to `send` now and strikes
-    /// `key` from their recipients: the driver delivers a sender's own copy at
-    /// once, so it keeps its place among the sender's other output.
-    pub fn deliver_to(&mut self, key: ConnKey, mut send: impl FnMut(&Message)) {
-        for b in &self.broadcasts {
-            for k in &mut self.recipients[b.recipients.clone()] {
-                if *k == key {
-                    send(&b.message);
-                    *k = DELIVERED;
-                }
-            }
-        }
-    }
 }
-
-/// A recipient whose copy was delivered already.
-const DELIVERED: ConnKey = ConnKey::MAX;
 
 #[cfg(test)]
 mod tests {
@@ -150,11 +177,11 @@ mod tests {
     #[test]
     fn broadcasts_keep_their_order_and_recipients() {
         let mut fx = Effects::default();
-        fx.broadcast(text("a"), [1, 2]);
-        fx.broadcast(text("none"), []);
-        fx.broadcast(text("b"), [3]);
+        fx.broadcast(text("a"), &[1, 2]);
+        fx.broadcast(text("none"), &[]);
+        fx.broadcast(text("b"), &[3]);
         let mut seen = Vec::new();
-        fx.drain_broadcasts(|m, to| seen.push((m.data.clone(), to.collect::<Vec<_>>())));
+        fx.drain_broadcasts(|m, to| seen.push((m.data.clone(), to.to_vec())));
         assert_eq!(
             seen,
             vec![(b"a".to_vec(), vec![1, 2]), (b"b".to_vec(), vec![3])],
@@ -166,12 +193,28 @@ mod tests {
     #[test]
     fn a_copy_delivered_to_the_sender_is_not_fanned_out_again() {
         let mut fx = Effects::default();
-        fx.broadcast(text("a"), [1, 2, 3]);
+        fx.set_sender(Some(2));
+        fx.broadcast(text("a"), &[1, 2, 3]);
         let mut own = Vec::new();
-        fx.deliver_to(2, |m| own.push(m.data.clone()));
-        assert_eq!(own, vec![b"a".to_vec()]);
+        fx.deliver_to_sender(|m| own.push(m.data.clone()));
+        fx.deliver_to_sender(|m| own.push(m.data.clone()));
+        assert_eq!(own, vec![b"a".to_vec()], "the sender's copy goes out once");
         let mut rest = Vec::new();
-        fx.drain_broadcasts(|_, to| rest.extend(to));
+        fx.drain_broadcasts(|_, to| rest.extend_from_slice(to));
         assert_eq!(rest, vec![1, 3]);
+    }
+
+    #[test]
+    fn a_broadcast_to_others_skips_the_sender_entirely() {
+        let mut fx = Effects::default();
+        fx.set_sender(Some(2));
+        fx.broadcast_to_others(text("a"), &[1, 2, 3]);
+        fx.broadcast_to_others(text("only the sender"), &[2]);
+        let mut own = Vec::new();
+        fx.deliver_to_sender(|m| own.push(m.data.clone()));
+        assert!(own.is_empty());
+        let mut rest = Vec::new();
+        fx.drain_broadcasts(|m, to| rest.push((m.data.clone(), to.to_vec())));
+        assert_eq!(rest, vec![(b"a".to_vec(), vec![1, 3])]);
     }
 }

@@ -10,18 +10,27 @@
 pub struct CloseCode(pub u16);
 
 impl CloseCode {
+    /// The purpose of the connection was fulfilled.
     pub const NORMAL: CloseCode = CloseCode(1000);
+    /// An endpoint is going away (server shutdown, page navigation, ping timeout).
     pub const GOING_AWAY: CloseCode = CloseCode(1001);
+    /// The peer broke the protocol.
     pub const PROTOCOL_ERROR: CloseCode = CloseCode(1002);
+    /// A data type the endpoint cannot accept.
     pub const UNSUPPORTED_DATA: CloseCode = CloseCode(1003);
     /// Reserved: "no status code was present". Never sent on the wire.
     pub const NO_STATUS: CloseCode = CloseCode(1005);
     /// Reserved: "closed abnormally". Never sent on the wire.
     pub const ABNORMAL: CloseCode = CloseCode(1006);
+    /// A message whose data does not match its type (text that is not UTF-8).
     pub const INVALID_PAYLOAD: CloseCode = CloseCode(1007);
+    /// A policy was violated (e.g. a send buffer over its limit).
     pub const POLICY: CloseCode = CloseCode(1008);
+    /// A frame or message over the configured size limit.
     pub const TOO_BIG: CloseCode = CloseCode(1009);
+    /// (Client) the server did not negotiate an extension the client requires.
     pub const MANDATORY_EXTENSION: CloseCode = CloseCode(1010);
+    /// The server met an unexpected condition.
     pub const INTERNAL_ERROR: CloseCode = CloseCode(1011);
 
     /// Whether a peer may send this code in a close frame: 1000-1003, 1007-1014

@@ -38,16 +38,12 @@ pub struct FrameHead {
 
 impl FrameHead {
     fn new(header: &FrameHeader) -> FrameHead {
-        let mut v = Vec::with_capacity(MAX_HEADER_LEN);
-        header.encode(&mut v);
         let mut bytes = [0; MAX_HEADER_LEN];
-        bytes[..v.len()].copy_from_slice(&v);
-        FrameHead {
-            bytes,
-            len: v.len() as u8,
-        }
+        let len = header.encode_into(&mut bytes) as u8;
+        FrameHead { bytes, len }
     }
 
+    /// The encoded header bytes.
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes[..usize::from(self.len)]
     }
@@ -67,6 +63,7 @@ impl OwnedFrame {
         usize::from(self.head.len) + self.payload.len()
     }
 
+    /// Never true for a real frame (a header is at least two bytes).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

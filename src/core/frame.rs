@@ -33,6 +33,7 @@ impl OpCode {
         })
     }
 
+    /// The opcode's value in the low nibble of a frame's first byte.
     pub fn bits(self) -> u8 {
         match self {
             OpCode::Continuation => 0x0,
@@ -138,23 +139,36 @@ impl FrameHeader {
 
     /// Appends this header, with the shortest length encoding, to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
-        let b0 = (u8::from(self.fin) << 7) | ((self.rsv & 0x7) << 4) | self.opcode.bits();
+        let mut bytes = [0u8; MAX_HEADER_LEN];
+        let n = self.encode_into(&mut bytes);
+        out.extend_from_slice(&bytes[..n]);
+    }
+
+    /// Writes this header into `bytes` (no allocation); returns its length.
+    pub fn encode_into(&self, bytes: &mut [u8; MAX_HEADER_LEN]) -> usize {
+        bytes[0] = (u8::from(self.fin) << 7) | ((self.rsv & 0x7) << 4) | self.opcode.bits();
         let mask_bit = if self.mask.is_some() { 0x80 } else { 0 };
-        out.push(b0);
-        match self.payload_len {
-            n @ 0..=125 => out.push(mask_bit | n as u8),
-            n @ 126..=0xFFFF => {
-                out.push(mask_bit | 126);
-                out.extend_from_slice(&(n as u16).to_be_bytes());
+        let mut n = match self.payload_len {
+            len @ 0..=125 => {
+                bytes[1] = mask_bit | len as u8;
+                2
             }
-            n => {
-                out.push(mask_bit | 127);
-                out.extend_from_slice(&n.to_be_bytes());
+            len @ 126..=0xFFFF => {
+                bytes[1] = mask_bit | 126;
+                bytes[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+                4
             }
-        }
+            len => {
+                bytes[1] = mask_bit | 127;
+                bytes[2..10].copy_from_slice(&len.to_be_bytes());
+                10
+            }
+        };
         if let Some(key) = self.mask {
-            out.extend_from_slice(&key);
+            bytes[n..n + 4].copy_from_slice(&key);
+            n += 4;
         }
+        n
     }
 
     /// The encoded size of a header for this payload length.

@@ -14,6 +14,7 @@ pub enum MessageKind {
 }
 
 impl MessageKind {
+    /// The opcode of a message of this kind's first frame.
     pub fn opcode(self) -> OpCode {
         match self {
             MessageKind::Text => OpCode::Text,

@@ -19,6 +19,7 @@ pub struct Utf8Validator {
 pub struct InvalidUtf8;
 
 impl Utf8Validator {
+    /// A validator at the start of a message.
     pub fn new() -> Self {
         Self::default()
     }

@@ -161,7 +161,18 @@ struct InProgress {
     transmit: Vec<u8>,
 }
 
+/// Room for this many events is made at once: one read often completes several
+/// messages (pipelining clients), and growing one by one would reallocate.
+const EVENTS_RESERVED: usize = 16;
+
 impl InProgress {
+    fn push_event(&mut self, event: Event) {
+        if self.events.capacity() == 0 {
+            self.events.reserve(EVENTS_RESERVED);
+        }
+        self.events.push_back(event);
+    }
+
     fn is_idle(&self) -> bool {
         self.frame.is_none()
             && self.message.is_none()
@@ -197,10 +208,12 @@ impl WebSocket {
         }
     }
 
+    /// Which end this state machine plays.
     pub fn role(&self) -> Role {
         self.role
     }
 
+    /// Where the closing handshake stands.
     pub fn state(&self) -> State {
         self.state
     }
@@ -497,11 +510,11 @@ impl WebSocket {
         match frame.header.opcode {
             OpCode::Ping => {
                 let payload = std::mem::take(&mut self.work().control);
-                self.work().events.push_back(Event::Ping(payload));
+                self.work().push_event(Event::Ping(payload));
             }
             OpCode::Pong => {
                 let payload = std::mem::take(&mut self.work().control);
-                self.work().events.push_back(Event::Pong(payload));
+                self.work().push_event(Event::Pong(payload));
             }
             OpCode::Close => {
                 let payload = std::mem::take(&mut self.work().control);
@@ -509,7 +522,7 @@ impl WebSocket {
                 let work = self.work();
                 work.message = None;
                 work.input_ended = true;
-                work.events.push_back(Event::Close(close));
+                work.push_event(Event::Close(close));
             }
             OpCode::Text | OpCode::Binary | OpCode::Continuation => {
                 if frame.header.fin {
@@ -517,7 +530,7 @@ impl WebSocket {
                         if msg.kind == MessageKind::Text {
                             msg.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
                         }
-                        self.work().events.push_back(Event::Message(Message {
+                        self.work().push_event(Event::Message(Message {
                             kind: msg.kind,
                             data: msg.data,
                         }));

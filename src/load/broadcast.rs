@@ -300,8 +300,12 @@ pub fn run(args: &BroadcastArgs) -> Result<bool, String> {
             if slot.conn.send(MessageKind::Text, text.as_bytes()).is_err() {
                 break;
             }
-            slot.conn.flush();
             sent_at.push(now);
+        }
+        // Everything the window allowed goes out in one write, as a real
+        // publisher's event loop would send it.
+        if let Some(slot) = fleet.slot_mut(publisher) {
+            slot.conn.flush();
         }
         if !fleet.slot_mut(publisher).is_some_and(|s| s.conn.can_send()) {
             eprintln!("broadcast: the publisher's connection ended");

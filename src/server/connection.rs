@@ -138,3 +138,14 @@ impl Shared {
         }
     }
 }
+
+#[cfg(test)]
+mod size_probe {
+    #[test]
+    fn print_sizes() {
+        eprintln!("SIZES Conn {} ConnState {} Session {} WebSocket {} Outbox {} Transport {} Deadlines {}",
+            std::mem::size_of::<super::Conn>(), std::mem::size_of::<super::ConnState>(), std::mem::size_of::<super::Session>(),
+            std::mem::size_of::<crate::core::WebSocket>(), std::mem::size_of::<crate::server::outbox::Outbox>(),
+            std::mem::size_of::<crate::server::transport::Transport>(), std::mem::size_of::<crate::server::deadlines::Deadlines>());
+    }
+}

@@ -12,7 +12,7 @@ pub mod listener;
 pub mod outbox;
 pub mod reactor;
 mod request;
-mod session;
+pub mod session;
 pub mod settings;
 pub mod stats;
 pub mod timers;

@@ -24,6 +24,7 @@ use crate::core::{Encoding, SharedFrame};
 use crate::logging::LogLimiter;
 use crate::server::connection::{Conn, Shared, Verdict};
 use crate::server::driver::READ_CHUNK;
+use crate::server::session::Delivery;
 use crate::server::settings::Settings;
 use crate::server::stats::Stats;
 use crate::server::timers::{Tick, TimerWheel, TICK};
@@ -45,8 +46,6 @@ pub struct Reactor {
     to_flush: Vec<usize>,
     /// One broadcast's frame per encoding in use, while fanning it out.
     frames: Vec<(Encoding, SharedFrame)>,
-    /// Scratch: the recipients a fan-out gave output to.
-    touched: Vec<usize>,
     next_id: u64,
     /// Accepting resumes at this tick (0: not paused).
     accept_paused_until: Tick,
@@ -84,7 +83,6 @@ impl Reactor {
             fired: Vec::new(),
             to_flush: Vec::new(),
             frames: Vec::new(),
-            touched: Vec::new(),
             next_id: 1,
             accept_paused_until: 0,
             shutdown_deadline: None,
@@ -208,25 +206,25 @@ impl Reactor {
             return;
         }
         let mut fx = std::mem::take(&mut self.shared.fx);
-        let mut touched = std::mem::take(&mut self.touched);
         fx.drain_broadcasts(|message, recipients| {
             self.frames.clear();
-            for key in recipients {
+            for &key in recipients {
                 let Some(conn) = self.conns.get_mut(key) else {
                     continue;
                 };
-                if conn.deliver_shared(message, &mut self.frames, &mut self.shared) {
-                    touched.push(key);
+                // The bookkeeping of `settle`, while the connection is at hand.
+                let delivery = conn.deliver_shared(message, &mut self.frames, &mut self.shared);
+                if delivery != Delivery::Skipped && !conn.flush_queued {
+                    conn.flush_queued = true;
+                    self.to_flush.push(key);
+                }
+                if delivery == Delivery::Closing {
+                    arm(&mut self.wheel, conn, key);
                 }
             }
         });
         self.frames.clear();
         self.shared.fx = fx;
-        for key in touched.drain(..) {
-            self.queue_flush(key);
-            self.arm(key);
-        }
-        self.touched = touched;
     }
 
     // ---- accepting ----
@@ -313,14 +311,8 @@ impl Reactor {
 
     /// Keeps the wheel's entry for `key` at its earliest deadline.
     fn arm(&mut self, key: usize) {
-        let Some(conn) = self.conns.get_mut(key) else {
-            return;
-        };
-        if let Some(tick) = conn.deadlines.next() {
-            if conn.armed == 0 || tick < conn.armed {
-                conn.armed = tick;
-                self.wheel.schedule(key, tick);
-            }
+        if let Some(conn) = self.conns.get_mut(key) {
+            arm(&mut self.wheel, conn, key);
         }
     }
 
@@ -379,6 +371,16 @@ impl Reactor {
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for key in keys {
             self.drive(key, Conn::begin_shutdown);
+        }
+    }
+}
+
+/// Schedules `conn`'s earliest deadline unless an earlier entry is armed already.
+fn arm(wheel: &mut TimerWheel, conn: &mut Conn, key: usize) {
+    if let Some(tick) = conn.deadlines.next() {
+        if conn.armed == 0 || tick < conn.armed {
+            conn.armed = tick;
+            wheel.schedule(key, tick);
         }
     }
 }

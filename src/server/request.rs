@@ -68,9 +68,13 @@ impl Conn {
             Admission::Reject(rejection) => return self.refuse(request, &rejection, key, sh),
         };
         let peer = Peer { key, id: self.id };
+        sh.fx.set_sender(Some(key));
         let slot = match accepted.route.handler.open(request, peer, &mut sh.fx) {
             Ok(slot) => slot,
-            Err(rejection) => return self.refuse(request, &rejection, key, sh),
+            Err(rejection) => {
+                sh.fx.discard_own();
+                return self.refuse(request, &rejection, key, sh);
+            }
         };
         let protocol = accepted.protocol.as_deref();
         self.outbox
@@ -100,7 +104,7 @@ impl Conn {
                 .unwrap_or_default()
         );
         // What the handler asked for on opening goes out after the 101.
-        self.carry_out_effects(key, sh);
+        self.carry_out_effects(sh);
     }
 
     fn refuse(&mut self, request: &Request, rejection: &Rejection, key: usize, sh: &mut Shared) {

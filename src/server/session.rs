@@ -18,6 +18,17 @@ use crate::core::{encode_shared, CloseCode, Encoding, Event, Message, SharedFram
 use crate::server::connection::{Conn, ConnState, Shared};
 use crate::server::deadlines::Deadline;
 
+/// What delivering a broadcast to one connection did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Not open, or dropped for a slow consumer: nothing changed.
+    Skipped,
+    /// The frame is queued: the connection needs a flush.
+    Queued,
+    /// Over the send limit: a close 1008 is queued and a close deadline set.
+    Closing,
+}
+
 impl Conn {
     /// Feeds frames to the core, handles every event it queued, then queues its
     /// automatic replies; returns how many bytes of `data` were consumed.
@@ -38,8 +49,9 @@ impl Conn {
                 Event::Message(message) => {
                     sh.stats.messages_in += 1;
                     let handler = &session.route.handler;
+                    sh.fx.set_sender(Some(key));
                     handler.message(peer, session.slot, message, &mut sh.fx);
-                    self.carry_out_effects(key, sh);
+                    self.carry_out_effects(sh);
                 }
                 Event::Ping(_) | Event::Pong(_) => {}
                 Event::Close(frame) => {
@@ -90,7 +102,7 @@ impl Conn {
     /// Carries out what a handler asked of this connection: replies, its own
     /// copies of broadcasts (now, so they keep their place), and a close. A queue
     /// over the send limit closes the connection with 1008.
-    pub(super) fn carry_out_effects(&mut self, key: usize, sh: &mut Shared) {
+    pub(super) fn carry_out_effects(&mut self, sh: &mut Shared) {
         let ConnState::WebSocket(session) = &mut self.state else {
             return;
         };
@@ -103,7 +115,7 @@ impl Conn {
             }
         }
         let stats = &mut sh.stats;
-        sh.fx.deliver_to(key, |message| {
+        sh.fx.deliver_to_sender(|message| {
             let mut sent = false;
             outbox.append(|out| sent = ws.send(message.kind, &message.data, out).is_ok());
             if sent {
@@ -120,18 +132,18 @@ impl Conn {
 
     /// Queues another connection's broadcast for this one, sharing the frame
     /// encoded for its encoding (`frames` holds one per encoding for this
-    /// broadcast). Returns whether anything was queued.
+    /// broadcast).
     pub fn deliver_shared(
         &mut self,
         message: &Message,
         frames: &mut Vec<(Encoding, SharedFrame)>,
         sh: &mut Shared,
-    ) -> bool {
+    ) -> Delivery {
         let ConnState::WebSocket(session) = &self.state else {
-            return false;
+            return Delivery::Skipped;
         };
         let Some(encoding) = session.ws.shared_encoding() else {
-            return false;
+            return Delivery::Skipped;
         };
         let frame = match frames.iter().find(|(e, _)| *e == encoding) {
             Some((_, frame)) => Rc::clone(frame),
@@ -145,14 +157,17 @@ impl Conn {
             return match sh.settings.slow_consumer {
                 SlowConsumerPolicy::Drop => {
                     sh.stats.dropped_messages += 1;
-                    false
+                    Delivery::Skipped
                 }
-                SlowConsumerPolicy::Close => self.close_slow_consumer(sh),
+                SlowConsumerPolicy::Close => match self.close_slow_consumer(sh) {
+                    true => Delivery::Closing,
+                    false => Delivery::Skipped,
+                },
             };
         }
         self.outbox.push_shared(frame);
         sh.stats.messages_out += 1;
-        true
+        Delivery::Queued
     }
 
     /// Starts the closing handshake with `code`; the peer has until the close
