@@ -9,7 +9,7 @@ use std::cell::RefCell;
 
 use serde::Serialize;
 
-use crate::app::handler::{Effects, Peer, RouteHandler, Slot};
+use crate::app::handler::{ConnKey, Effects, Peer, RouteHandler, Slot, Topic};
 use crate::app::rooms::Rooms;
 use crate::app::{query_param, Rejection};
 use crate::config::ChatConfig;
@@ -96,19 +96,13 @@ impl RouteHandler for Chat {
                 id: peer.id,
                 members: members.len(),
             };
-            fx.broadcast_to_others(join.message(), members);
+            fx.publish(join.message(), room, false);
         }
         Ok(room)
     }
 
     fn message(&self, _: Peer, room: Slot, message: Message, fx: &mut Effects) {
-        let rooms = self.rooms.borrow();
-        let members = rooms.members(room);
-        if self.config.echo_to_sender {
-            fx.broadcast(message, members);
-        } else {
-            fx.broadcast_to_others(message, members);
-        }
+        fx.publish(message, room, self.config.echo_to_sender);
     }
 
     fn closed(&self, peer: Peer, room: Slot, fx: &mut Effects) {
@@ -120,13 +114,19 @@ impl RouteHandler for Chat {
                 id: peer.id,
                 members: members.len(),
             };
-            fx.broadcast(leave.message(), members);
+            fx.publish(leave.message(), room, false);
         }
+    }
+
+    fn subscribers(&self, room: Topic, deliver: &mut dyn FnMut(&[ConnKey])) {
+        deliver(self.rooms.borrow().members(room));
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::rc::Rc;
+
     use super::*;
     use crate::core::{parse_request, RequestLimits};
 
@@ -144,36 +144,83 @@ mod tests {
             .collect()
     }
 
+    /// What the fan-out would deliver: each publication's text and recipients.
+    fn fanned_out(fx: &mut Effects) -> Vec<(String, Vec<ConnKey>)> {
+        let mut seen = Vec::new();
+        fx.drain_publications(|m, keys, skip| {
+            let to = keys.iter().copied().filter(|&k| Some(k) != skip).collect();
+            seen.push((String::from_utf8(m.data.clone()).unwrap(), to));
+        });
+        seen
+    }
+
     #[test]
     fn announcements_are_json_with_the_type_first_and_names_escaped() {
-        let chat = Chat::new(ChatConfig::default());
+        let chat: Rc<dyn RouteHandler> = Rc::new(Chat::new(ChatConfig::default()));
         let mut fx = Effects::default();
         let a = Peer { key: 1, id: 7 };
-        // As the server does: the sender is named before each handler call.
-        fx.set_sender(Some(a.key));
+        // As the server does: the origin is named before each handler call.
+        fx.set_origin(Some(a.key), &chat);
         let room = chat.open(&request("/chat?room=a%22b"), a, &mut fx).unwrap();
         assert_eq!(
             texts(&mut fx),
             vec![r#"{"type":"welcome","id":7,"room":"a\"b","members":1}"#]
         );
+        assert_eq!(
+            fanned_out(&mut fx),
+            vec![(r#"{"type":"join","id":7,"members":1}"#.to_owned(), vec![])]
+        );
         let b = Peer { key: 2, id: 8 };
-        fx.set_sender(Some(b.key));
+        fx.set_origin(Some(b.key), &chat);
         chat.open(&request("/chat?room=a%22b"), b, &mut fx).unwrap();
-        let mut joins = Vec::new();
-        fx.drain_broadcasts(|m, to| joins.push((m.data.clone(), to.to_vec())));
-        assert_eq!(
-            joins,
-            vec![(br#"{"type":"join","id":8,"members":2}"#.to_vec(), vec![1])]
-        );
         fx.take_replies().for_each(drop);
-        fx.set_sender(None);
-        chat.closed(b, room, &mut fx);
-        let mut leaves = Vec::new();
-        fx.drain_broadcasts(|m, to| leaves.push((m.data.clone(), to.to_vec())));
         assert_eq!(
-            leaves,
-            vec![(br#"{"type":"leave","id":8,"members":1}"#.to_vec(), vec![1])]
+            fanned_out(&mut fx),
+            vec![(r#"{"type":"join","id":8,"members":2}"#.to_owned(), vec![1])]
         );
+        fx.set_origin(None, &chat);
+        chat.closed(b, room, &mut fx);
+        assert_eq!(
+            fanned_out(&mut fx),
+            vec![(r#"{"type":"leave","id":8,"members":1}"#.to_owned(), vec![1])]
+        );
+    }
+
+    #[test]
+    fn a_message_reaches_the_room_and_the_sender_only_when_configured() {
+        for echo_to_sender in [true, false] {
+            let config = ChatConfig {
+                echo_to_sender,
+                announce: false,
+                ..ChatConfig::default()
+            };
+            let chat: Rc<dyn RouteHandler> = Rc::new(Chat::new(config));
+            let mut fx = Effects::default();
+            let mut room = 0;
+            for key in 1..=3 {
+                fx.set_origin(Some(key), &chat);
+                room = chat
+                    .open(
+                        &request("/chat?room=r"),
+                        Peer {
+                            key,
+                            id: key as u64,
+                        },
+                        &mut fx,
+                    )
+                    .unwrap();
+            }
+            fx.set_origin(Some(2), &chat);
+            let message = Message {
+                kind: MessageKind::Text,
+                data: b"hi".to_vec(),
+            };
+            chat.message(Peer { key: 2, id: 2 }, room, message, &mut fx);
+            let mut own = 0;
+            fx.deliver_to_sender(|_| own += 1);
+            assert_eq!(own, usize::from(echo_to_sender));
+            assert_eq!(fanned_out(&mut fx), vec![("hi".to_owned(), vec![1, 3])]);
+        }
     }
 
     #[test]
@@ -182,8 +229,9 @@ mod tests {
             max_members: 1,
             ..ChatConfig::default()
         };
-        let chat = Chat::new(config);
+        let chat: Rc<dyn RouteHandler> = Rc::new(Chat::new(config));
         let mut fx = Effects::default();
+        fx.set_origin(Some(1), &chat);
         chat.open(&request("/chat?room=x"), Peer { key: 1, id: 1 }, &mut fx)
             .unwrap();
         let full = chat.open(&request("/chat?room=x"), Peer { key: 2, id: 2 }, &mut fx);

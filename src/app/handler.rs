@@ -3,12 +3,12 @@
 //!
 //! Owns the vocabulary only: which events a handler sees (a connection opened, a
 //! message arrived, the connection ended) and which effects it may ask for (send
-//! to this connection, send one message to many, close with a code). It must never
-//! hold a socket or an outbox: the connection driver and the reactor carry effects
-//! out, and encode every frame through the protocol core.
+//! to this connection, publish one message to a topic's subscribers, close with a
+//! code). It must never hold a socket or an outbox: the connection driver and the
+//! reactor carry effects out, and encode every frame through the protocol core.
 
 use std::fmt;
-use std::ops::Range;
+use std::rc::Rc;
 
 use crate::app::Rejection;
 use crate::core::{CloseCode, Message, Request};
@@ -19,6 +19,9 @@ pub type ConnKey = usize;
 /// A word a handler keeps per connection (e.g. which room it joined), handed
 /// back with every event of that connection. Stored inline: no per-connection box.
 pub type Slot = u32;
+
+/// What a handler publishes to (e.g. a chat room); it names the subscribers.
+pub type Topic = u32;
 
 /// The connection an event is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,15 +46,26 @@ pub trait RouteHandler: fmt::Debug {
     /// The WebSocket ended (closed, failed or dropped); called exactly once per
     /// opened connection. Effects may address only other connections.
     fn closed(&self, peer: Peer, slot: Slot, fx: &mut Effects);
+
+    /// Hands the subscribers of `topic` to `deliver`, when the server fans out
+    /// what was published to it (after the handler call that published). The
+    /// list is lent, never copied, however large the room.
+    fn subscribers(&self, topic: Topic, deliver: &mut dyn FnMut(&[ConnKey])) {
+        let _ = (topic, deliver);
+    }
 }
 
-/// One message for many connections, encoded once per encoding in use.
+/// One message for a topic's subscribers, encoded once per encoding in use.
 #[derive(Debug)]
-struct Broadcast {
+struct Publication {
     message: Message,
-    /// Indexes into [`Effects::recipients`]: every recipient but the sender.
-    recipients: Range<usize>,
-    /// The connection the event came from is a recipient too.
+    topic: Topic,
+    /// The handler that names the topic's subscribers.
+    handler: Rc<dyn RouteHandler>,
+    /// Never delivered by the fan-out: the sender (if any) gets its copy from
+    /// the driver, or none.
+    sender: Option<ConnKey>,
+    /// The sender's copy is still to be delivered.
     to_sender: bool,
 }
 
@@ -59,19 +73,22 @@ struct Broadcast {
 /// message allocates nothing here once the buffers have grown.
 #[derive(Debug, Default)]
 pub struct Effects {
-    /// The connection whose event is being handled, if any.
-    sender: Option<ConnKey>,
+    /// The connection whose event is being handled (if any) and its handler.
+    origin: Option<(Option<ConnKey>, Rc<dyn RouteHandler>)>,
     replies: Vec<Message>,
-    broadcasts: Vec<Broadcast>,
-    recipients: Vec<ConnKey>,
+    publications: Vec<Publication>,
     close: Option<(CloseCode, &'static str)>,
 }
 
 impl Effects {
-    /// Names the connection whose event the next handler call is about (`None`
-    /// for `closed`): replies go to it, and its copy of a broadcast is its own.
-    pub fn set_sender(&mut self, sender: Option<ConnKey>) {
-        self.sender = sender;
+    /// Names the handler about to be called and the connection whose event it
+    /// handles (`None` for `closed`): replies go to that connection, and its
+    /// copy of a publication is its own.
+    pub fn set_origin(&mut self, sender: Option<ConnKey>, handler: &Rc<dyn RouteHandler>) {
+        match &mut self.origin {
+            Some((s, h)) if Rc::ptr_eq(h, handler) => *s = sender,
+            _ => self.origin = Some((sender, Rc::clone(handler))),
+        }
     }
 
     /// Sends `message` to the connection the event came from.
@@ -79,38 +96,19 @@ impl Effects {
         self.replies.push(message);
     }
 
-    /// Sends `message` to every connection in `recipients` that is still open,
-    /// the sender included if it is listed.
-    pub fn broadcast(&mut self, message: Message, recipients: &[ConnKey]) {
-        self.push_broadcast(message, recipients, true);
-    }
-
-    /// Sends `message` to every connection in `recipients` that is still open,
-    /// except the sender.
-    pub fn broadcast_to_others(&mut self, message: Message, recipients: &[ConnKey]) {
-        self.push_broadcast(message, recipients, false);
-    }
-
-    fn push_broadcast(&mut self, message: Message, recipients: &[ConnKey], sender_too: bool) {
-        let start = self.recipients.len();
-        // One copy of the list, then the sender struck from it: a room's member
-        // list goes in at memcpy speed.
-        self.recipients.extend_from_slice(recipients);
-        let sender_at = self
-            .sender
-            .and_then(|s| self.recipients[start..].iter().position(|&k| k == s));
-        if let Some(i) = sender_at {
-            self.recipients.swap_remove(start + i);
-        }
-        let to_sender = sender_too && sender_at.is_some();
-        let recipients = start..self.recipients.len();
-        if to_sender || !recipients.is_empty() {
-            self.broadcasts.push(Broadcast {
-                message,
-                recipients,
-                to_sender,
-            });
-        }
+    /// Sends `message` to every open subscriber of `topic` except the sender,
+    /// and to the sender too if `to_sender`.
+    pub fn publish(&mut self, message: Message, topic: Topic, to_sender: bool) {
+        let Some((sender, handler)) = &self.origin else {
+            return;
+        };
+        self.publications.push(Publication {
+            message,
+            topic,
+            handler: Rc::clone(handler),
+            sender: *sender,
+            to_sender: to_sender && sender.is_some(),
+        });
     }
 
     /// Starts the closing handshake of the connection the event came from.
@@ -129,36 +127,40 @@ impl Effects {
     }
 
     /// Drops replies and a close that have no connection to go to (asked for by
-    /// `closed`, or by an `open` that refused); broadcasts stay.
+    /// `closed`, or by an `open` that refused); publications stay.
     pub fn discard_own(&mut self) {
         self.replies.clear();
         self.close = None;
     }
 
-    /// Hands the sender's copy of every pending broadcast to `send` now: the
+    /// Hands the sender's copy of every pending publication to `send` now: the
     /// driver delivers it at once, so it keeps its place among the sender's
     /// other output.
     pub fn deliver_to_sender(&mut self, mut send: impl FnMut(&Message)) {
-        for b in &mut self.broadcasts {
-            if b.to_sender {
-                b.to_sender = false;
-                send(&b.message);
+        for p in &mut self.publications {
+            if p.to_sender {
+                p.to_sender = false;
+                send(&p.message);
             }
         }
     }
 
-    /// Whether broadcasts wait to be carried out.
-    pub fn has_broadcasts(&self) -> bool {
-        !self.broadcasts.is_empty()
+    /// Whether publications wait to be fanned out.
+    pub fn has_publications(&self) -> bool {
+        !self.publications.is_empty()
     }
 
-    /// Hands each broadcast with its other recipients to `deliver`, in order,
-    /// and clears them.
-    pub fn drain_broadcasts(&mut self, mut deliver: impl FnMut(&Message, &[ConnKey])) {
-        for b in self.broadcasts.drain(..) {
-            deliver(&b.message, &self.recipients[b.recipients]);
+    /// Fans out each publication in order: `deliver` gets the message, a batch
+    /// of subscribers, and the one key to skip (the sender). Clears them.
+    pub fn drain_publications(
+        &mut self,
+        mut deliver: impl FnMut(&Message, &[ConnKey], Option<ConnKey>),
+    ) {
+        for p in self.publications.drain(..) {
+            p.handler.subscribers(p.topic, &mut |keys| {
+                deliver(&p.message, keys, p.sender);
+            });
         }
-        self.recipients.clear();
     }
 }
 
@@ -174,47 +176,67 @@ mod tests {
         }
     }
 
-    #[test]
-    fn broadcasts_keep_their_order_and_recipients() {
-        let mut fx = Effects::default();
-        fx.broadcast(text("a"), &[1, 2]);
-        fx.broadcast(text("none"), &[]);
-        fx.broadcast(text("b"), &[3]);
+    /// Topic N has subscribers 1..=N.
+    #[derive(Debug)]
+    struct Counting;
+
+    impl RouteHandler for Counting {
+        fn open(&self, _: &Request, _: Peer, _: &mut Effects) -> Result<Slot, Rejection> {
+            Ok(0)
+        }
+        fn message(&self, _: Peer, _: Slot, _: Message, _: &mut Effects) {}
+        fn closed(&self, _: Peer, _: Slot, _: &mut Effects) {}
+        fn subscribers(&self, topic: Topic, deliver: &mut dyn FnMut(&[ConnKey])) {
+            let keys: Vec<ConnKey> = (1..=topic as usize).collect();
+            deliver(&keys);
+        }
+    }
+
+    fn drain(fx: &mut Effects) -> Vec<(Vec<u8>, Vec<ConnKey>)> {
         let mut seen = Vec::new();
-        fx.drain_broadcasts(|m, to| seen.push((m.data.clone(), to.to_vec())));
+        fx.drain_publications(|m, keys, skip| {
+            let to = keys.iter().copied().filter(|&k| Some(k) != skip).collect();
+            seen.push((m.data.clone(), to));
+        });
+        seen
+    }
+
+    #[test]
+    fn publications_keep_their_order_and_skip_the_sender() {
+        let handler: Rc<dyn RouteHandler> = Rc::new(Counting);
+        let mut fx = Effects::default();
+        fx.set_origin(Some(2), &handler);
+        fx.publish(text("a"), 3, false);
+        fx.publish(text("b"), 1, false);
         assert_eq!(
-            seen,
-            vec![(b"a".to_vec(), vec![1, 2]), (b"b".to_vec(), vec![3])],
-            "an empty recipient list queues nothing"
+            drain(&mut fx),
+            vec![(b"a".to_vec(), vec![1, 3]), (b"b".to_vec(), vec![1])]
         );
-        assert!(!fx.has_broadcasts());
+        assert!(!fx.has_publications());
     }
 
     #[test]
-    fn a_copy_delivered_to_the_sender_is_not_fanned_out_again() {
+    fn the_senders_copy_is_delivered_once_by_the_driver() {
+        let handler: Rc<dyn RouteHandler> = Rc::new(Counting);
         let mut fx = Effects::default();
-        fx.set_sender(Some(2));
-        fx.broadcast(text("a"), &[1, 2, 3]);
+        fx.set_origin(Some(2), &handler);
+        fx.publish(text("a"), 3, true);
         let mut own = Vec::new();
         fx.deliver_to_sender(|m| own.push(m.data.clone()));
         fx.deliver_to_sender(|m| own.push(m.data.clone()));
-        assert_eq!(own, vec![b"a".to_vec()], "the sender's copy goes out once");
-        let mut rest = Vec::new();
-        fx.drain_broadcasts(|_, to| rest.extend_from_slice(to));
-        assert_eq!(rest, vec![1, 3]);
+        assert_eq!(own, vec![b"a".to_vec()]);
+        assert_eq!(drain(&mut fx), vec![(b"a".to_vec(), vec![1, 3])]);
     }
 
     #[test]
-    fn a_broadcast_to_others_skips_the_sender_entirely() {
+    fn without_a_sender_there_is_no_senders_copy() {
+        let handler: Rc<dyn RouteHandler> = Rc::new(Counting);
         let mut fx = Effects::default();
-        fx.set_sender(Some(2));
-        fx.broadcast_to_others(text("a"), &[1, 2, 3]);
-        fx.broadcast_to_others(text("only the sender"), &[2]);
-        let mut own = Vec::new();
-        fx.deliver_to_sender(|m| own.push(m.data.clone()));
-        assert!(own.is_empty());
-        let mut rest = Vec::new();
-        fx.drain_broadcasts(|m, to| rest.push((m.data.clone(), to.to_vec())));
-        assert_eq!(rest, vec![(b"a".to_vec(), vec![1, 3])]);
+        fx.set_origin(None, &handler);
+        fx.publish(text("leave"), 2, true);
+        let mut own = 0;
+        fx.deliver_to_sender(|_| own += 1);
+        assert_eq!(own, 0);
+        assert_eq!(drain(&mut fx), vec![(b"leave".to_vec(), vec![1, 2])]);
     }
 }

@@ -21,7 +21,7 @@ use crate::config::{AuthConfig, Config, RouteConfig, RouteKind, UserConfig};
 use crate::core::http::write_closing_response;
 use crate::core::{Headers, Request, Upgrade};
 use auth::{authenticate, AuthFailure};
-pub use handler::{ConnKey, Effects, Peer, RouteHandler, Slot};
+pub use handler::{ConnKey, Effects, Peer, RouteHandler, Slot, Topic};
 use policy::{choose_protocol, origin_allowed, ProtocolChoice};
 use static_files::{HttpReply, StaticFiles};
 
@@ -30,14 +30,14 @@ use static_files::{HttpReply, StaticFiles};
 #[derive(Debug)]
 pub struct Route {
     pub config: RouteConfig,
-    pub handler: Box<dyn RouteHandler>,
+    pub handler: Rc<dyn RouteHandler>,
 }
 
 impl Route {
     pub fn new(config: RouteConfig) -> Route {
-        let handler: Box<dyn RouteHandler> = match &config.kind {
-            RouteKind::Echo => Box::new(echo::Echo),
-            RouteKind::Chat(chat) => Box::new(chat::Chat::new(chat.clone())),
+        let handler: Rc<dyn RouteHandler> = match &config.kind {
+            RouteKind::Echo => Rc::new(echo::Echo),
+            RouteKind::Chat(chat) => Rc::new(chat::Chat::new(chat.clone())),
         };
         Route { config, handler }
     }

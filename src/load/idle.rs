@@ -1,9 +1,9 @@
 //! `wsd load idle`: open N connections (full handshake, optionally rate-capped),
 //! hold them idle for a while (optionally pinging), then close them all.
 //!
-//! Owns the idle scenario in one process and its result type; past the
-//! per-process connection budget it hands over to `workers`, which runs this same
-//! code in child processes. It must never exceed N attempts or the time bounds,
+//! Owns the idle scenario in one process and its result type; `workers` decides
+//! whether a run fits one process or is split across child processes that each
+//! run this same code. It must never exceed N attempts or the time bounds,
 //! and it stops opening (saying why) at the first EMFILE or EADDRNOTAVAIL.
 
 use std::cell::Cell;
@@ -16,9 +16,7 @@ use crate::client::{ConnError, ConnEvent};
 
 use super::fleet::{Fleet, Slot};
 use super::report::{fmt_count, Failures, Histogram, Latency};
-use super::{
-    connect_spec, emit, per_sec, raise_fd_limit, secs, to_json, workers, CommonArgs, Progress,
-};
+use super::{connect_spec, per_sec, raise_fd_limit, secs, to_json, CommonArgs, Progress};
 
 /// Options of `wsd load idle`.
 #[derive(Debug, Clone, clap::Args)]
@@ -227,17 +225,6 @@ impl IdleResult {
     }
 }
 
-/// `wsd load idle`.
-pub fn run(args: &IdleArgs) -> Result<bool, String> {
-    let result = run_scenario(args, &mut |_, _| {})?;
-    emit(
-        &args.common,
-        &result.summary(&args.url),
-        &result.report(false),
-    )?;
-    Ok(result.ok())
-}
-
 /// `wsd load worker`: one process of a multi-process idle run. Speaks a line
 /// protocol on stdout (`ready N`, then `result JSON`) and stays quiet otherwise.
 pub fn run_worker(args: &IdleArgs) -> Result<bool, String> {
@@ -246,26 +233,6 @@ pub fn run_worker(args: &IdleArgs) -> Result<bool, String> {
     eprintln!("{}", result.summary(&args.url));
     println!("result {}", to_json(&result.report(true))?);
     Ok(result.ok())
-}
-
-/// Runs the idle scenario in this process or, past the per-process budget, in
-/// worker processes. `hook` observes the ramp's end and the hold's end.
-pub fn run_scenario(
-    args: &IdleArgs,
-    hook: &mut dyn FnMut(IdlePhase, u64),
-) -> Result<IdleResult, String> {
-    if args.n == 0 {
-        return Err("-n must be at least 1".into());
-    }
-    let limit = raise_fd_limit();
-    // Leave room for the process's other fds; a tiny limit still gets half.
-    let usable = limit.saturating_sub(64).max(limit / 2);
-    let budget = args.per_process.min(usable).max(1);
-    if args.n > budget {
-        workers::run_parent(args, budget, hook)
-    } else {
-        run_local(args, hook)
-    }
 }
 
 /// Reads one line from stdin if one is ready (or EOF): the worker's `go` signal.

@@ -92,7 +92,7 @@ fn parse_port_range(text: &str) -> Result<(u16, u16), String> {
 /// failures (connections refused or dropped, mismatched echoes, lost messages).
 pub fn run(args: LoadArgs) -> ExitCode {
     let result = match args.mode {
-        Mode::Idle(a) => idle::run(&a),
+        Mode::Idle(a) => workers::run(&a),
         Mode::Worker(a) => idle::run_worker(&a),
         Mode::Echo(a) => echo::run(&a),
         Mode::Broadcast(a) => broadcast::run(&a),

@@ -9,8 +9,9 @@
 use clap::Parser;
 use serde::Serialize;
 
-use super::idle::{self, IdleArgs, IdlePhase, IdleReport};
+use super::idle::{IdleArgs, IdlePhase, IdleReport};
 use super::report::fmt_count;
+use super::workers;
 use super::{emit, CommonArgs};
 
 /// Options of `wsd load rss`.
@@ -110,7 +111,7 @@ pub fn run(args: &RssArgs) -> Result<bool, String> {
 
     let before = vm_rss(args.pid)?;
     let mut samples: Vec<(IdlePhase, u64, Result<u64, String>)> = Vec::new();
-    let result = idle::run_scenario(&idle_args, &mut |phase, open| {
+    let result = workers::run_scenario(&idle_args, &mut |phase, open| {
         samples.push((phase, open, vm_rss(args.pid)));
     })?;
     let sample = |want: IdlePhase| {

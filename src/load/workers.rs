@@ -1,5 +1,5 @@
-//! Multi-process idle runs: past the per-process fd budget, `wsd load idle`
-//! spawns copies of itself (`wsd load worker`), each holding a share of the
+//! `wsd load idle` across processes: decides whether a run fits this process;
+//! past the per-process fd budget it spawns copies of itself (`wsd load worker`), each holding a share of the
 //! connections from its own source address (127.0.0.2, 127.0.0.3, ...) so neither
 //! file descriptors nor ephemeral ports run out, and aggregates their results.
 //!
@@ -13,9 +13,40 @@ use std::os::fd::AsRawFd;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::idle::{IdleArgs, IdlePhase, IdleReport, IdleResult};
+use super::idle::{run_local, IdleArgs, IdlePhase, IdleReport, IdleResult};
 use super::report::Failures;
-use super::secs;
+use super::{emit, raise_fd_limit, secs};
+
+/// `wsd load idle`.
+pub fn run(args: &IdleArgs) -> Result<bool, String> {
+    let result = run_scenario(args, &mut |_, _| {})?;
+    emit(
+        &args.common,
+        &result.summary(&args.url),
+        &result.report(false),
+    )?;
+    Ok(result.ok())
+}
+
+/// Runs the idle scenario in this process or, past the per-process budget, in
+/// worker processes. `hook` observes the ramp's end and the hold's end.
+pub fn run_scenario(
+    args: &IdleArgs,
+    hook: &mut dyn FnMut(IdlePhase, u64),
+) -> Result<IdleResult, String> {
+    if args.n == 0 {
+        return Err("-n must be at least 1".into());
+    }
+    let limit = raise_fd_limit();
+    // Leave room for the process's other fds; a tiny limit still gets half.
+    let usable = limit.saturating_sub(64).max(limit / 2);
+    let budget = args.per_process.min(usable).max(1);
+    if args.n > budget {
+        run_parent(args, budget, hook)
+    } else {
+        run_local(args, hook)
+    }
+}
 
 /// One child process and what it said so far.
 struct Worker {

@@ -109,7 +109,7 @@ pub struct Shared {
     pub now: Tick,
     /// The one receive buffer shared by every connection.
     pub rbuf: Vec<u8>,
-    /// What handlers asked for; broadcasts wait here until the reactor fans them out.
+    /// What handlers asked for; publications wait here until the reactor fans them out.
     pub fx: Effects,
     peer_log: LogLimiter,
 }

@@ -362,7 +362,7 @@ enum Refill {
 
 /// Tells the session's handler that it is over, exactly once.
 fn session_ended(session: Session, peer: Peer, sh: &mut Shared) {
-    sh.fx.set_sender(None);
+    sh.fx.set_origin(None, &session.route.handler);
     session.route.handler.closed(peer, session.slot, &mut sh.fx);
     sh.fx.discard_own();
 }

@@ -202,13 +202,16 @@ impl Reactor {
     /// Delivers the broadcasts handlers asked for to every recipient but the
     /// sender (its copy went out already), encoding once per encoding in use.
     fn fan_out(&mut self) {
-        if !self.shared.fx.has_broadcasts() {
+        if !self.shared.fx.has_publications() {
             return;
         }
         let mut fx = std::mem::take(&mut self.shared.fx);
-        fx.drain_broadcasts(|message, recipients| {
+        fx.drain_publications(|message, subscribers, sender| {
             self.frames.clear();
-            for &key in recipients {
+            for &key in subscribers {
+                if Some(key) == sender {
+                    continue;
+                }
                 let Some(conn) = self.conns.get_mut(key) else {
                     continue;
                 };

@@ -68,7 +68,7 @@ impl Conn {
             Admission::Reject(rejection) => return self.refuse(request, &rejection, key, sh),
         };
         let peer = Peer { key, id: self.id };
-        sh.fx.set_sender(Some(key));
+        sh.fx.set_origin(Some(key), &accepted.route.handler);
         let slot = match accepted.route.handler.open(request, peer, &mut sh.fx) {
             Ok(slot) => slot,
             Err(rejection) => {

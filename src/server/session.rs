@@ -49,7 +49,7 @@ impl Conn {
                 Event::Message(message) => {
                     sh.stats.messages_in += 1;
                     let handler = &session.route.handler;
-                    sh.fx.set_sender(Some(key));
+                    sh.fx.set_origin(Some(key), handler);
                     handler.message(peer, session.slot, message, &mut sh.fx);
                     self.carry_out_effects(sh);
                 }
