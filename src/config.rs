@@ -30,6 +30,32 @@ pub struct Config {
     /// Users for HTTP Basic authentication.
     #[serde(rename = "user")]
     pub users: Vec<UserConfig>,
+    /// Certificates for `listen_tls`.
+    pub tls: Option<TlsConfig>,
+}
+
+/// The `[tls]` table: the default certificate chain and key (PEM files), and
+/// optional per-name certificates chosen by SNI.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain, leaf first. Required.
+    pub cert: PathBuf,
+    /// The private key of the leaf (PKCS#8, PKCS#1 or SEC1). Required.
+    pub key: PathBuf,
+    /// `[[tls.sni]]` entries: a certificate for one server name.
+    #[serde(default)]
+    pub sni: Vec<SniConfig>,
+}
+
+/// One `[[tls.sni]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SniConfig {
+    /// The server name a client asks for, e.g. "chat.example.com".
+    pub name: String,
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -37,6 +63,8 @@ pub struct Config {
 pub struct ServerConfig {
     /// Addresses to listen on, IPv4 or IPv6. Default `["127.0.0.1:9001"]`.
     pub listen: Vec<ListenAddr>,
+    /// Addresses to listen on with TLS (wss:// and https://); needs `[tls]`. Default none.
+    pub listen_tls: Vec<ListenAddr>,
     /// The listen backlog. Default 1024.
     pub backlog: u32,
     /// Most simultaneous connections; 0 means as many as the fd limit allows.
@@ -49,6 +77,7 @@ impl Default for ServerConfig {
             listen: vec![ListenAddr(
                 "127.0.0.1:9001".parse().expect("literal address"),
             )],
+            listen_tls: Vec::new(),
             backlog: 1024,
             max_connections: 0,
         }
@@ -518,6 +547,22 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+impl ConfigError {
+    /// An error about `key` found after the file was read (e.g. a certificate
+    /// file it names cannot be used); the line is looked up in `file`.
+    pub fn at_key(file: &Path, key: &str, message: String) -> ConfigError {
+        let line = std::fs::read_to_string(file)
+            .ok()
+            .and_then(|text| line_of_key(&text, key));
+        ConfigError {
+            file: file.to_owned(),
+            line,
+            key: Some(key.to_owned()),
+            message,
+        }
+    }
+}
+
 impl Config {
     /// The built-in configuration used when no config file exists: the defaults of
     /// every key plus the `/echo` and `/chat` routes of the shipped `config.toml`.
@@ -586,8 +631,14 @@ impl Config {
     /// Checks what the types alone cannot: returns the offending key and why.
     fn validate(&self) -> Result<(), (String, String)> {
         let l = &self.limits;
-        if self.server.listen.is_empty() {
+        if self.server.listen.is_empty() && self.server.listen_tls.is_empty() {
             return Err(("listen".into(), "at least one address is needed".into()));
+        }
+        if !self.server.listen_tls.is_empty() && self.tls.is_none() {
+            return Err((
+                "listen_tls".into(),
+                "needs a [tls] table with `cert` and `key`".into(),
+            ));
         }
         if l.max_request_bytes < 256 {
             return Err(("max_request_bytes".into(), "must be at least 256".into()));
@@ -819,6 +870,22 @@ mod tests {
             (e.line, e.key.as_deref()),
             (Some(3), Some("password_hash")),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn listen_tls_without_a_tls_table_is_refused() {
+        let e = parse("[server]\nlisten_tls = [\"127.0.0.1:9443\"]\n").unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(2), Some("listen_tls")),
+            "{e}"
+        );
+        let c = parse("[server]\nlisten_tls = [\"127.0.0.1:9443\"]\n[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n[[tls.sni]]\nname = \"a.test\"\ncert = \"a.pem\"\nkey = \"ak.pem\"\n").unwrap();
+        let tls = c.tls.unwrap();
+        assert_eq!(
+            (tls.cert.to_str(), tls.sni[0].name.as_str()),
+            (Some("c.pem"), "a.test")
         );
     }
 

@@ -5,9 +5,10 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use wsd::config::{Config, ListenAddr};
+use wsd::config::{Config, ConfigError, ListenAddr};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -23,6 +24,9 @@ struct Cli {
     /// Listen on ADDR instead of the config's addresses (repeatable), e.g. 127.0.0.1:9001 or [::1]:9001
     #[arg(long, value_name = "ADDR")]
     listen: Vec<SocketAddr>,
+    /// Listen with TLS on ADDR instead of the config's listen_tls (repeatable; needs [tls])
+    #[arg(long, value_name = "ADDR")]
+    listen_tls: Vec<SocketAddr>,
     /// Validate a config file and exit: 0 if it is usable, 1 with the reason if not
     #[arg(long, value_name = "PATH")]
     check_config: Option<PathBuf>,
@@ -49,7 +53,11 @@ fn main() -> ExitCode {
         None => {}
     }
     if let Some(path) = &cli.check_config {
-        return match load_config(Some(path)).and_then(|(c, _)| wsd::app::App::new(&c).map(|_| c)) {
+        let checked = load_config(Some(path)).and_then(|(c, _)| {
+            wsd::app::App::new(&c)?;
+            tls_setup(&c, Some(path))
+        });
+        return match checked {
             Ok(_) => {
                 println!("{}: ok", path.display());
                 ExitCode::SUCCESS
@@ -67,15 +75,29 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if !cli.listen.is_empty() {
+    // Addresses on the command line replace every configured address.
+    if !cli.listen.is_empty() || !cli.listen_tls.is_empty() {
         config.server.listen = cli.listen.into_iter().map(ListenAddr).collect();
+        config.server.listen_tls = cli.listen_tls.into_iter().map(ListenAddr).collect();
     }
+    let config_file = cli.config.clone().or_else(|| {
+        Path::new("config.toml")
+            .exists()
+            .then(|| "config.toml".into())
+    });
+    let tls = match tls_setup(&config, config_file.as_deref()) {
+        Ok(tls) => tls,
+        Err(e) => {
+            eprintln!("wsd: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     if let Err(e) = wsd::logging::init(&config.log) {
         eprintln!("wsd: {e}");
         return ExitCode::FAILURE;
     }
     log::info!("{source}");
-    match wsd::server::serve(&config) {
+    match wsd::server::serve(&config, tls) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             log::error!("{e}");
@@ -101,6 +123,23 @@ fn load_config(path: Option<&Path>) -> Result<(Config, String), String> {
             ))
         }
     }
+}
+
+/// Reads and checks the `[tls]` certificates, if any; an error names the config
+/// file, the line and the key of the file that cannot be used.
+fn tls_setup(
+    config: &Config,
+    file: Option<&Path>,
+) -> Result<Option<Arc<rustls::ServerConfig>>, String> {
+    let Some(tls) = &config.tls else {
+        return Ok(None);
+    };
+    wsd::server::certs::server_config(tls)
+        .map(Some)
+        .map_err(|e| match file {
+            Some(file) => ConfigError::at_key(file, e.key, e.message).to_string(),
+            None => e.to_string(),
+        })
 }
 
 fn hash_password() -> ExitCode {

@@ -93,9 +93,12 @@ impl Conn {
         }
     }
 
-    /// Whether a flush has work: output to write, or a close to finish.
+    /// Whether a flush has work: output to write (ours or the transport's), or
+    /// a close to finish.
     pub fn wants_flush(&self) -> bool {
-        !self.outbox.is_empty() || matches!(self.state, ConnState::Closing)
+        !self.outbox.is_empty()
+            || self.transport.wants_write()
+            || matches!(self.state, ConnState::Closing)
     }
 }
 

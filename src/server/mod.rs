@@ -4,6 +4,7 @@
 //! Owns start-up and the order of things at start. It must never hold
 //! per-connection logic: that is the reactor's.
 
+pub mod certs;
 pub mod connection;
 pub mod deadlines;
 pub mod driver;
@@ -16,18 +17,23 @@ pub mod session;
 pub mod settings;
 pub mod stats;
 pub mod timers;
+pub mod tls;
 pub mod token;
 pub mod transport;
+
+use std::sync::Arc;
 
 use log::{info, warn};
 
 use crate::app::App;
 use crate::config::Config;
+use listener::Listener;
 use reactor::Reactor;
 use stats::Stats;
 
-/// Runs the daemon until shutdown. Errors are start-up failures, worded for an operator.
-pub fn serve(config: &Config) -> Result<Stats, String> {
+/// Runs the daemon until shutdown, with `tls` (built by [`certs::server_config`])
+/// for the `listen_tls` addresses. Errors are start-up failures, worded for an operator.
+pub fn serve(config: &Config, tls: Option<Arc<rustls::ServerConfig>>) -> Result<Stats, String> {
     let limit = fdlimit::raise_to_hard_limit().map_err(|e| format!("getrlimit: {e}"))?;
     let ceiling = limit.connection_ceiling();
     let max_connections = match config.server.max_connections {
@@ -41,18 +47,32 @@ pub fn serve(config: &Config) -> Result<Stats, String> {
     let app = App::new(config)?;
     let mut listeners = Vec::new();
     let mut locals = Vec::new();
-    for addr in &config.server.listen {
-        let l = listener::bind(addr.0, config.server.backlog)
-            .map_err(|e| format!("cannot listen on {}: {e}", addr.0))?;
-        locals.push(l.local_addr().map_err(|e| format!("local_addr: {e}"))?);
-        listeners.push(l);
+    let plain = config.server.listen.iter().map(|a| (a.0, false));
+    let secure = config.server.listen_tls.iter().map(|a| (a.0, true));
+    for (addr, with_tls) in plain.chain(secure) {
+        let tls = match (with_tls, &tls) {
+            (false, _) => None,
+            (true, Some(tls)) => Some(Arc::clone(tls)),
+            (true, None) => return Err(format!("{addr}: listen_tls needs [tls] certificates")),
+        };
+        let socket = listener::bind(addr, config.server.backlog)
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let local = socket
+            .local_addr()
+            .map_err(|e| format!("local_addr: {e}"))?;
+        locals.push((local, with_tls));
+        listeners.push(Listener { socket, tls });
     }
     // The loop (and its signal handler) exists before the first line that says
     // we are up, so a SIGTERM sent on seeing it is always handled.
     let reactor = Reactor::new(config, listeners, app, max_connections)
         .map_err(|e| format!("event loop: {e}"))?;
-    for local in locals {
-        info!("listening on {local}");
+    for (local, tls) in locals {
+        if tls {
+            info!("listening on {local} (TLS: wss://, https://)");
+        } else {
+            info!("listening on {local}");
+        }
     }
     let routes: Vec<String> = config
         .routes

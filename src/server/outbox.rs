@@ -142,6 +142,25 @@ impl Outbox {
         Ok((Flushed::All, written))
     }
 
+    /// Hands queued bytes to `sink` in order until it takes none or all are
+    /// gone, consuming what it took; returns how many. For transports that
+    /// transform bytes before the socket (TLS).
+    pub fn drain_into(
+        &mut self,
+        mut sink: impl FnMut(&[u8]) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        let mut total = 0;
+        while let Some(front) = self.chunks.front() {
+            let n = sink(&front.bytes()[self.offset..])?;
+            if n == 0 {
+                break;
+            }
+            total += n;
+            self.consume(n);
+        }
+        Ok(total)
+    }
+
     /// Drops everything queued (the connection is going away).
     pub fn clear(&mut self) {
         *self = Outbox::default();

@@ -8,10 +8,10 @@
 //! name a route kind; it never blocks (every wait is a poll with a timeout).
 
 use std::io;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
-use mio::net::TcpListener;
 use mio::{Events, Interest, Poll};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
@@ -24,6 +24,7 @@ use crate::core::{Encoding, SharedFrame};
 use crate::logging::LogLimiter;
 use crate::server::connection::{Conn, Shared, Verdict};
 use crate::server::driver::READ_CHUNK;
+use crate::server::listener::Listener;
 use crate::server::session::Delivery;
 use crate::server::settings::Settings;
 use crate::server::stats::Stats;
@@ -36,7 +37,7 @@ const ACCEPT_PAUSE_TICKS: Tick = 4;
 
 pub struct Reactor {
     poll: Poll,
-    listeners: Vec<TcpListener>,
+    listeners: Vec<Listener>,
     signals: Signals,
     conns: Slab<Conn>,
     shared: Shared,
@@ -57,15 +58,18 @@ impl Reactor {
     /// Builds the loop around already-bound listeners.
     pub fn new(
         config: &Config,
-        listeners: Vec<TcpListener>,
+        listeners: Vec<Listener>,
         app: App,
         max_connections: usize,
     ) -> io::Result<Reactor> {
         let poll = Poll::new()?;
         let mut listeners = listeners;
         for (i, l) in listeners.iter_mut().enumerate() {
-            poll.registry()
-                .register(l, Source::Listener(i).token(), Interest::READABLE)?;
+            poll.registry().register(
+                &mut l.socket,
+                Source::Listener(i).token(),
+                Interest::READABLE,
+            )?;
         }
         let mut signals = Signals::new([SIGINT, SIGTERM])?;
         poll.registry()
@@ -165,7 +169,7 @@ impl Reactor {
         match conn.flush(key, &mut self.shared) {
             Verdict::Done => self.remove(key),
             Verdict::Continue => {
-                let pending = !conn.outbox.is_empty();
+                let pending = !conn.outbox.is_empty() || conn.transport.wants_write();
                 conn.transport.want_write(
                     self.poll.registry(),
                     Source::Connection(key).token(),
@@ -237,8 +241,14 @@ impl Reactor {
             let Some(listener) = self.listeners.get(index) else {
                 return;
             };
-            match listener.accept() {
-                Ok((stream, _addr)) => self.admit(Transport::tcp(stream)),
+            match listener.socket.accept() {
+                Ok((stream, addr)) => match &listener.tls {
+                    None => self.admit(Transport::tcp(stream)),
+                    Some(tls) => match Transport::tls(stream, Arc::clone(tls)) {
+                        Ok(transport) => self.admit(transport),
+                        Err(e) => debug!("{addr}: TLS session: {e}"),
+                    },
+                },
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if is_fd_exhaustion(&e) => {
                     if let Some(suppressed) = self.accept_log.allow(self.shared.now) {
@@ -368,7 +378,7 @@ impl Reactor {
             TICK.as_millis() * u128::from(shutdown_ticks)
         );
         for mut listener in self.listeners.drain(..) {
-            let _ = self.poll.registry().deregister(&mut listener);
+            let _ = self.poll.registry().deregister(&mut listener.socket);
         }
         self.shutdown_deadline = Some(self.shared.now + shutdown_ticks);
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
