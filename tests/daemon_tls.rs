@@ -320,3 +320,49 @@ fn unusable_certificates_are_refused_naming_the_file_and_the_key() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+fn sighup(wsd: &Wsd) {
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &wsd.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}
+
+#[test]
+fn sighup_serves_new_certificates_to_new_clients_and_refuses_a_bad_pair() {
+    let dir = temp_dir("tls-reload");
+    let first = make_cert(&dir, "first", &["localhost"]);
+    let (wsd, addr) = start_tls(&tls_config(&first, ""));
+    let mut old = wss(addr, "/echo", &first);
+
+    // New files at the same paths, then SIGHUP.
+    let second = make_cert(&dir, "second", &["localhost"]);
+    std::fs::copy(&second.cert_path, &first.cert_path).expect("swap cert");
+    std::fs::copy(&second.key_path, &first.key_path).expect("swap key");
+    sighup(&wsd);
+    assert!(wsd
+        .wait_for_log("certificates reloaded for 1 TLS listeners", WAIT)
+        .is_some());
+    let mut new = wss(addr, "/echo", &second);
+    new.send(Message::text("new cert")).expect("send");
+    assert_eq!(next_text(&mut new), "new cert");
+    old.send(Message::text("old session")).expect("send");
+    assert_eq!(
+        next_text(&mut old),
+        "old session",
+        "a live connection keeps its session"
+    );
+
+    // A key that does not match: refused, the second pair stays in force.
+    let third = make_cert(&dir, "third", &["localhost"]);
+    std::fs::copy(&third.key_path, &first.key_path).expect("mismatched key");
+    sighup(&wsd);
+    let refused = wsd
+        .wait_for_log("not reloaded", WAIT)
+        .expect("an error line");
+    assert!(refused.contains("does not match"), "{refused}");
+    let mut after = wss(addr, "/echo", &second);
+    after.send(Message::text("still the second")).expect("send");
+    assert_eq!(next_text(&mut after), "still the second");
+}

@@ -3,7 +3,7 @@
 //! and shut down gracefully on a signal.
 //!
 //! Owns the sources (listeners, signals, the slab of connections), the timer
-//! wheel and the end of every connection: drivers report [`Verdict::Done`] and
+//! wheel, SIGHUP's certificate reload, and the end of every connection: drivers report [`Verdict::Done`] and
 //! only [`Reactor::remove`] removes. It must never parse bytes, decide policy or
 //! name a route kind; it never blocks (every wait is a poll with a timeout).
 
@@ -11,17 +11,18 @@ use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use log::{debug, info, warn};
+use log::{debug, error, info, warn};
 use mio::{Events, Interest, Poll};
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
 use crate::app::App;
-use crate::config::Config;
+use crate::config::{Config, TlsConfig};
 use crate::core::http::write_closing_response;
 use crate::core::{Encoding, SharedFrame};
 use crate::logging::LogLimiter;
+use crate::server::certs;
 use crate::server::connection::{Conn, Shared, Verdict};
 use crate::server::driver::READ_CHUNK;
 use crate::server::listener::Listener;
@@ -52,6 +53,8 @@ pub struct Reactor {
     accept_paused_until: Tick,
     shutdown_deadline: Option<Tick>,
     accept_log: LogLimiter,
+    /// Where the TLS certificates come from, for SIGHUP.
+    tls_source: Option<TlsConfig>,
 }
 
 impl Reactor {
@@ -71,7 +74,7 @@ impl Reactor {
                 Interest::READABLE,
             )?;
         }
-        let mut signals = Signals::new([SIGINT, SIGTERM])?;
+        let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])?;
         poll.registry()
             .register(&mut signals, Source::Signals.token(), Interest::READABLE)?;
         let settings = Settings::new(config, max_connections);
@@ -91,6 +94,7 @@ impl Reactor {
             accept_paused_until: 0,
             shutdown_deadline: None,
             accept_log: LogLimiter::new(1, TimerWheel::ticks_for(Duration::from_secs(10))),
+            tls_source: config.tls.clone(),
         })
     }
 
@@ -360,8 +364,35 @@ impl Reactor {
         self.fan_out();
     }
 
+    /// SIGHUP: reads the `[tls]` certificates again and gives them to every TLS
+    /// listener for new handshakes; live connections keep the session they
+    /// have. A pair that cannot be used is logged and the old one stays.
+    fn reload_certificates(&mut self) {
+        let Some(tls) = &self.tls_source else {
+            info!("SIGHUP: no [tls] certificates to reload");
+            return;
+        };
+        match certs::server_config(tls) {
+            Ok(config) => {
+                let mut swapped = 0;
+                for listener in &mut self.listeners {
+                    if let Some(old) = &mut listener.tls {
+                        *old = Arc::clone(&config);
+                        swapped += 1;
+                    }
+                }
+                info!("SIGHUP: certificates reloaded for {swapped} TLS listeners");
+            }
+            Err(e) => error!("SIGHUP: certificates not reloaded, the old ones stay in force: {e}"),
+        }
+    }
+
     fn handle_signals(&mut self) {
-        let signals: Vec<i32> = self.signals.pending().collect();
+        let mut signals: Vec<i32> = self.signals.pending().collect();
+        if signals.contains(&SIGHUP) {
+            self.reload_certificates();
+            signals.retain(|&s| s != SIGHUP);
+        }
         if signals.is_empty() {
             return;
         }
