@@ -12,3 +12,4 @@ pub mod load;
 pub mod logging;
 pub mod password;
 pub mod server;
+pub mod tls_io;

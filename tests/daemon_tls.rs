@@ -366,3 +366,79 @@ fn sighup_serves_new_certificates_to_new_clients_and_refuses_a_bad_pair() {
     after.send(Message::text("still the second")).expect("send");
     assert_eq!(next_text(&mut after), "still the second");
 }
+
+fn run_wsd(args: &[&str], stdin: &str) -> (Option<i32>, String, String) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wsd"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn wsd");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("output");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn wsd_connect_and_load_speak_wss_with_a_trusted_or_ignored_certificate() {
+    let dir = temp_dir("tls-client");
+    let cert = make_cert(&dir, "a", &["localhost"]);
+    let (_wsd, addr) = start_tls(&tls_config(&cert, ""));
+    let url = format!("wss://localhost:{}/echo", addr.port());
+    let ca = cert.cert_path.display().to_string();
+
+    let (code, out, err) = run_wsd(&["connect", &url, "--ca", &ca], "over wss\n");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("over wss"), "{out}");
+
+    // Without --ca the self-signed certificate is not trusted.
+    let (code, _, err) = run_wsd(&["connect", &url], "x\n");
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("certificate"), "{err}");
+
+    // The load generator, with verification off, echoes and checks every byte.
+    let insecure_url = format!("wss://127.0.0.1:{}/echo", addr.port());
+    let (code, out, err) = run_wsd(
+        &[
+            "load",
+            "echo",
+            "--url",
+            &insecure_url,
+            "--insecure",
+            "-c",
+            "4",
+            "-p",
+            "4",
+            "-s",
+            "64",
+            "--duration",
+            "1",
+            "--json",
+            "--progress",
+            "0",
+        ],
+        "",
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(report["mismatches"], 0, "{out}");
+    assert!(report["received"].as_u64().unwrap_or(0) > 100, "{out}");
+}

@@ -9,8 +9,9 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
@@ -21,6 +22,7 @@ use crate::core::{
     MessageKind, NotOpen, ProtocolError, State, WebSocket,
 };
 
+use super::link::Link;
 use super::url::WsUrl;
 
 /// Output above this many unsent bytes is "backlogged": callers stop queueing.
@@ -38,6 +40,8 @@ pub struct ConnectSpec {
     pub limits: Limits,
     /// Disable Nagle's algorithm (latency measurements want this).
     pub nodelay: bool,
+    /// For `wss://` URLs: the TLS settings (trusted roots, or `--insecure`).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl ConnectSpec {
@@ -50,6 +54,7 @@ impl ConnectSpec {
             headers: Vec::new(),
             limits: Limits::default(),
             nodelay: true,
+            tls: None,
         }
     }
 }
@@ -163,7 +168,7 @@ enum Phase {
 /// One client connection. Register it, feed it readiness events, drain its events.
 #[derive(Debug)]
 pub struct Connection {
-    stream: TcpStream,
+    link: Link,
     phase: Phase,
     handshake: Option<Box<ClientHandshake>>,
     ws: Option<WebSocket>,
@@ -233,6 +238,18 @@ impl Connection {
             socket.set_tcp_nodelay(true).map_err(ConnError::from_io)?;
         }
         let stream = TcpStream::from_std(std::net::TcpStream::from(socket));
+        let link = match (&spec.tls, spec.url.secure) {
+            (_, false) => Link::Tcp(stream),
+            (Some(config), true) => {
+                Link::tls(stream, Arc::clone(config), &spec.url.host).map_err(ConnError::Io)?
+            }
+            (None, true) => {
+                return Err(ConnError::Io(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "wss:// needs TLS settings",
+                )))
+            }
+        };
         let mut key = [0u8; 16];
         random_bytes(&mut key).map_err(ConnError::Io)?;
         let handshake = ClientHandshake::new(key, spec.protocols.clone());
@@ -244,7 +261,7 @@ impl Connection {
             &spec.headers,
         );
         Ok(Connection {
-            stream,
+            link,
             phase: Phase::Connecting,
             handshake: Some(Box::new(handshake)),
             ws: None,
@@ -260,7 +277,7 @@ impl Connection {
     /// Registers the socket for both readiness kinds (edge-triggered).
     pub fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
         registry.register(
-            &mut self.stream,
+            self.link.tcp(),
             token,
             Interest::READABLE | Interest::WRITABLE,
         )
@@ -268,7 +285,7 @@ impl Connection {
 
     /// Removes the socket from the poller (dropping it also does).
     pub fn deregister(&mut self, registry: &Registry) {
-        let _ = registry.deregister(&mut self.stream);
+        let _ = registry.deregister(self.link.tcp());
     }
 
     /// Whether the handshake is done and the connection not finished.
@@ -302,17 +319,17 @@ impl Connection {
             return;
         }
         if self.phase == Phase::Connecting && (writable || readable) {
-            match self.stream.take_error() {
+            match self.link.tcp_ref().take_error() {
                 Ok(Some(e)) | Err(e) => return self.fail(ConnError::from_io(e)),
                 Ok(None) => {}
             }
-            match self.stream.peer_addr() {
+            match self.link.tcp_ref().peer_addr() {
                 Ok(_) => self.phase = Phase::Handshaking,
                 Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => return,
                 Err(e) => return self.fail(ConnError::from_io(e)),
             }
         }
-        if writable || self.unsent() > 0 {
+        if writable || self.unsent() > 0 || self.link.wants_write() {
             self.flush();
         }
         if readable && self.phase != Phase::Done {
@@ -363,7 +380,7 @@ impl Connection {
             return;
         }
         while self.out_pos < self.output.len() {
-            match self.stream.write(&self.output[self.out_pos..]) {
+            match self.link.write(&self.output[self.out_pos..]) {
                 Ok(0) => return self.fail(ConnError::Reset),
                 Ok(n) => self.out_pos += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -376,6 +393,9 @@ impl Connection {
         if self.output.capacity() > 256 * 1024 {
             self.output = Vec::new();
         }
+        if let Err(e) = self.link.flush_records() {
+            self.fail(ConnError::from_io(e));
+        }
     }
 
     fn fail(&mut self, error: ConnError) {
@@ -383,13 +403,13 @@ impl Connection {
         self.input = Vec::new();
         self.output = Vec::new();
         self.out_pos = 0;
-        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+        self.link.shutdown();
         self.events.push_back(ConnEvent::Failed(error));
     }
 
     fn read_all(&mut self, scratch: &mut [u8]) {
         loop {
-            match self.stream.read(scratch) {
+            match self.link.read(scratch) {
                 Ok(0) => {
                     if self.phase == Phase::Handshaking {
                         return self.fail(ConnError::ClosedDuringHandshake);

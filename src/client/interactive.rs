@@ -149,7 +149,11 @@ pub fn run(args: &ConnectArgs) -> ExitCode {
 fn session(args: &ConnectArgs) -> Result<Outcome, String> {
     let url = WsUrl::parse(&args.url).map_err(|e| e.to_string())?;
     let addr = url.resolve().map_err(|e| e.to_string())?;
+    let secure = url.secure;
     let mut spec = ConnectSpec::new(addr, url);
+    if secure {
+        spec.tls = Some(args.tls.client_config()?);
+    }
     spec.protocols = args.protocols.clone();
     spec.headers = parse_headers(&args.headers)?;
     let connect_timeout = Duration::from_secs_f64(args.connect_timeout.clamp(0.001, 3600.0));

@@ -1,22 +1,28 @@
 //! The WebSocket client: `wsd connect` (interactive, like websocat) and the
 //! reusable mio client connection the load generator builds on.
 //!
-//! `url` parses `ws://` URLs, `connection` drives one connection over the sans-I/O
-//! core, `interactive` is the stdin/stdout shell. Nothing here may spawn threads:
+//! `url` parses `ws://` and `wss://` URLs, `connection` drives one connection over
+//! the sans-I/O core on a `link` (TCP, or TLS with the settings of `tls`),
+//! `interactive` is the stdin/stdout shell. Nothing here may spawn threads:
 //! every client process is one mio event loop.
 
 pub mod connection;
 pub mod interactive;
+pub mod link;
+pub mod tls;
 pub mod url;
 
 pub use connection::{ConnError, ConnEvent, ConnectSpec, Connection};
+pub use tls::TlsArgs;
 pub use url::{UrlError, WsUrl};
 
 /// Options of `wsd connect`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ConnectArgs {
-    /// The server URL, e.g. ws://127.0.0.1:9001/echo (wss:// is not supported yet).
+    /// The server URL, e.g. ws://127.0.0.1:9001/echo or wss://localhost:9443/echo
     pub url: String,
+    #[command(flatten)]
+    pub tls: TlsArgs,
     /// Offer this subprotocol (repeatable).
     #[arg(long = "protocol", value_name = "P")]
     pub protocols: Vec<String>,

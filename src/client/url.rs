@@ -1,15 +1,16 @@
-//! `ws://` URL parsing for the client and the load generator: host, port, the
-//! `Host` header value and the request target.
+//! `ws://` and `wss://` URL parsing for the client and the load generator: host,
+//! port, the `Host` header value, the request target, and whether TLS is used.
 //!
-//! Owns only syntax and name resolution. It must never open a connection, and it
-//! refuses `wss://` plainly instead of silently speaking plain TCP to a TLS port.
+//! Owns only syntax and name resolution. It must never open a connection.
 
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 
-/// A parsed `ws://` URL.
+/// A parsed `ws://` or `wss://` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WsUrl {
+    /// `wss://`: the connection runs over TLS.
+    pub secure: bool,
     /// The host as written (without IPv6 brackets).
     pub host: String,
     pub port: u16,
@@ -22,9 +23,7 @@ pub struct WsUrl {
 /// Why a URL was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UrlError {
-    /// `wss://`: TLS is not supported yet.
-    TlsNotSupported,
-    /// A scheme other than `ws://`.
+    /// A scheme other than `ws://` or `wss://`.
     UnsupportedScheme(String),
     /// No host between `ws://` and the path.
     MissingHost,
@@ -37,10 +36,9 @@ pub enum UrlError {
 impl fmt::Display for UrlError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            UrlError::TlsNotSupported => {
-                f.write_str("wss:// (WebSocket over TLS) is not supported yet; use ws://")
+            UrlError::UnsupportedScheme(s) => {
+                write!(f, "unsupported URL scheme {s:?}; use ws:// or wss://")
             }
-            UrlError::UnsupportedScheme(s) => write!(f, "unsupported URL scheme {s:?}; use ws://"),
             UrlError::MissingHost => f.write_str("the URL has no host"),
             UrlError::InvalidPort(p) => write!(f, "invalid port {p:?}"),
             UrlError::Unresolvable(h) => write!(f, "cannot resolve host {h:?}"),
@@ -51,17 +49,18 @@ impl fmt::Display for UrlError {
 impl std::error::Error for UrlError {}
 
 impl WsUrl {
-    /// Parses `ws://host[:port][/path][?query]`. The default port is 80.
+    /// Parses `ws[s]://host[:port][/path][?query]`. The default port is 80 (443 for wss).
     pub fn parse(url: &str) -> Result<WsUrl, UrlError> {
         let (scheme, rest) = match url.split_once("://") {
             Some((s, r)) => (s.to_ascii_lowercase(), r),
             None => return Err(UrlError::UnsupportedScheme(url.to_owned())),
         };
-        match scheme.as_str() {
-            "ws" => {}
-            "wss" => return Err(UrlError::TlsNotSupported),
+        let secure = match scheme.as_str() {
+            "ws" => false,
+            "wss" => true,
             _ => return Err(UrlError::UnsupportedScheme(scheme)),
-        }
+        };
+        let default_port = if secure { 443 } else { 80 };
         let split = rest.find(['/', '?', '#']).unwrap_or(rest.len());
         let (authority, tail) = rest.split_at(split);
         // A fragment is never sent (RFC 6455 §3).
@@ -85,7 +84,7 @@ impl WsUrl {
             return Err(UrlError::MissingHost);
         }
         let port = match port_text {
-            None | Some("") => 80,
+            None | Some("") => default_port,
             Some(p) => match p.parse::<u16>() {
                 Ok(n) if n > 0 => n,
                 _ => return Err(UrlError::InvalidPort(p.to_owned())),
@@ -96,12 +95,13 @@ impl WsUrl {
         } else {
             host.clone()
         };
-        let host_header = if port == 80 {
+        let host_header = if port == default_port {
             bracketed
         } else {
             format!("{bracketed}:{port}")
         };
         Ok(WsUrl {
+            secure,
             host,
             port,
             host_header,
@@ -154,8 +154,17 @@ mod tests {
     }
 
     #[test]
-    fn refuses_wss_and_other_schemes_and_bad_ports() {
-        assert_eq!(WsUrl::parse("wss://h/"), Err(UrlError::TlsNotSupported));
+    fn wss_defaults_to_port_443() {
+        let u = WsUrl::parse("wss://example.test/x").unwrap();
+        assert!(u.secure);
+        assert_eq!((u.port, u.host_header.as_str()), (443, "example.test"));
+        let v = WsUrl::parse("wss://example.test:80/").unwrap();
+        assert_eq!(v.host_header, "example.test:80");
+        assert!(!WsUrl::parse("ws://h/").unwrap().secure);
+    }
+
+    #[test]
+    fn refuses_other_schemes_and_bad_ports() {
         assert!(matches!(
             WsUrl::parse("http://h/"),
             Err(UrlError::UnsupportedScheme(_))

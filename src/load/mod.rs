@@ -70,6 +70,8 @@ pub struct CommonArgs {
     /// ephemeral range, ip_local_port_range).
     #[arg(long, value_name = "LO-HI", value_parser = parse_port_range)]
     pub local_ports: Option<(u16, u16)>,
+    #[command(flatten)]
+    pub tls: crate::client::TlsArgs,
 }
 
 /// Parses `LO-HI` (both 1..=65535, LO <= HI).
@@ -136,7 +138,11 @@ pub fn raise_fd_limit() -> u64 {
 pub fn connect_spec(url: &str, common: &CommonArgs) -> Result<ConnectSpec, String> {
     let parsed = WsUrl::parse(url).map_err(|e| e.to_string())?;
     let addr: SocketAddr = parsed.resolve().map_err(|e| e.to_string())?;
+    let secure = parsed.secure;
     let mut spec = ConnectSpec::new(addr, parsed);
+    if secure {
+        spec.tls = Some(common.tls.client_config()?);
+    }
     spec.source = common.source_ip.or_else(|| {
         let lo = addr.ip().is_loopback() && !common.kernel_ports;
         lo.then_some(match addr {

@@ -9,13 +9,14 @@
 //! sent), and never buffer plaintext without bound (rustls's own limits apply,
 //! and the outbox is moved in only as rustls accepts it).
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::Shutdown;
 use std::sync::Arc;
 
 use mio::net::TcpStream;
 
 use crate::server::outbox::{Flushed, Outbox};
+use crate::tls_io::{read_plaintext, write_records};
 
 #[derive(Debug)]
 pub struct TlsStream {
@@ -39,34 +40,9 @@ impl TlsStream {
         &mut self.tcp
     }
 
-    /// Reads plaintext into `buf`: what rustls holds already, else TLS records
-    /// from the socket until some plaintext appears or the socket would block.
-    /// `Ok(0)` is the end of the stream (close_notify, or TCP EOF).
+    /// Reads plaintext into `buf` (see [`crate::tls_io::read_plaintext`]).
     pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            match self.tls.reader().read(buf) {
-                Ok(n) => return Ok(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                // EOF without close_notify: the end of the stream all the same.
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
-                Err(e) => return Err(e),
-            }
-            if self.eof {
-                return Ok(0);
-            }
-            match self.tls.read_tls(&mut self.tcp) {
-                Ok(0) => self.eof = true,
-                Ok(_) => {}
-                Err(e) => return Err(e),
-            }
-            if let Err(e) = self.tls.process_new_packets() {
-                // Tell the peer why (the alert is queued), then end.
-                let _ = self.write_records();
-                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
-            }
-            // Handshake messages go out as soon as they exist.
-            self.write_records()?;
-        }
+        read_plaintext(&mut self.tls, &mut self.tcp, &mut self.eof, buf)
     }
 
     /// Encrypts queued output as rustls accepts it and writes the records.
@@ -104,18 +80,7 @@ impl TlsStream {
 
     /// Writes TLS records until none are left or the socket would block.
     fn write_records(&mut self) -> io::Result<(Flushed, usize)> {
-        let mut wire = 0;
-        while self.tls.wants_write() {
-            match self.tls.write_tls(&mut self.tcp) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => wire += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    return Ok((Flushed::Partial, wire))
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok((Flushed::All, wire))
+        let (all, wire) = write_records(&mut self.tls, &mut self.tcp)?;
+        Ok((if all { Flushed::All } else { Flushed::Partial }, wire))
     }
 }
