@@ -9,7 +9,11 @@
 #              ECHO_SECS (5), HOLD_SECS (5), OUT (target/bench-load), SKIP_BUILD=1,
 #              BEFORE=/path/to/an/older/wsd (adds a "before" column: that binary runs
 #              every scenario beside this tree's build, in the same run, alternating),
-#              PEER=0 (leave the peer out), CHAT_SCALE (1: 2000 messages to 1,000
+#              PEER=0 (leave the peer out), PEER=uws (the peer is uWebSockets, built
+#              by ../shared/tools/peers/uws/build.sh into UWS_DIR, default /tmp/uws),
+#              TLS=1 (every scenario over wss://: a throwaway self-signed certificate
+#              made with openssl, wsd on --listen-tls, uws_echo_tls, the load generator
+#              with --insecure), CHAT_SCALE (1: 2000 messages to 1,000
 #              members, 200 to 10,000; raise it for longer, less noisy chat runs).
 # Needs: cargo, taskset, python3 (to read the JSON results).
 set -euo pipefail
@@ -37,7 +41,7 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
     cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" --target-dir "$OUT/build"
     cp "$OUT/build/release/wsd" "$OUT/bin/wsd"
     echo "building peer-tokio (release) ..." >&2
-    if [ "${PEER:-1}" = 0 ]; then
+    if [ "${PEER:-1}" = 0 ] || [ "${PEER:-1}" = uws ]; then
         rm -f "$OUT/bin/peer-tokio"
     elif cargo build --release --quiet --manifest-path "$ROOT/benches/peer-tokio/Cargo.toml" \
         --target-dir "$OUT/build-peer"; then
@@ -48,9 +52,29 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
     fi
 fi
 WSD=$OUT/bin/wsd
-PEER=$OUT/bin/peer-tokio
-[ "${PEER:-1}" = 0 ] && PEER=/nonexistent
+TLS=${TLS:-0}
+PEER_KIND=tokio
+case "${PEER:-1}" in
+0) PEER=/nonexistent ;;
+uws)
+    PEER_KIND=uws
+    PEER=${UWS_DIR:-/tmp/uws}/uws_echo
+    [ "$TLS" = 1 ] && PEER=${UWS_DIR:-/tmp/uws}/uws_echo_tls
+    [ -x "$PEER" ] || echo "no $PEER: run ../shared/tools/peers/uws/build.sh first" >&2
+    ;;
+*) PEER=$OUT/bin/peer-tokio ;;
+esac
 BEFORE=${BEFORE:-}
+SCHEME=ws
+LOAD_TLS=()
+if [ "$TLS" = 1 ]; then
+    SCHEME=wss
+    LOAD_TLS=(--insecure)
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+        -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+        -addext basicConstraints=critical,CA:FALSE \
+        -keyout "$OUT/key.pem" -out "$OUT/cert.pem" 2>/dev/null
+fi
 
 cat >"$OUT/bench.toml" <<'EOF'
 # Benchmark config: no static files, no server pings, quiet logs, big silent rooms.
@@ -73,15 +97,26 @@ announce = false
 echo_to_sender = false
 EOF
 
+if [ "$TLS" = 1 ]; then
+    printf '[tls]\ncert = "%s"\nkey = "%s"\n' "$OUT/cert.pem" "$OUT/key.pem" >>"$OUT/bench.toml"
+fi
+
 # --- servers -----------------------------------------------------------------
 SERVER_PID=
 start_server() { # wsd|before|peer
     PORT=$((PORT + 1))
     if [ "$1" = wsd ] || [ "$1" = before ]; then
-        local bin=$WSD
+        local bin=$WSD listen=(--listen "127.0.0.1:$PORT")
         [ "$1" = before ] && bin=$BEFORE
-        taskset -c "$SERVER_CPU" "$bin" --config "$OUT/bench.toml" --listen "127.0.0.1:$PORT" \
+        [ "$TLS" = 1 ] && listen=(--listen-tls "127.0.0.1:$PORT")
+        taskset -c "$SERVER_CPU" "$bin" --config "$OUT/bench.toml" "${listen[@]}" \
             >>"$OUT/server.log" 2>&1 &
+    elif [ "$PEER_KIND" = uws ]; then
+        local tls=()
+        [ "$TLS" = 1 ] && tls=(--tls "$OUT/cert.pem" "$OUT/key.pem")
+        local flags=()
+        [ "${2:-}" = broadcast ] && flags=(--broadcast)
+        taskset -c "$SERVER_CPU" "$PEER" "$PORT" "${flags[@]}" "${tls[@]}" >>"$OUT/server.log" 2>&1 &
     else
         taskset -c "$SERVER_CPU" "$PEER" "127.0.0.1:$PORT" >>"$OUT/server.log" 2>&1 &
     fi
@@ -130,14 +165,14 @@ run_one() {
     shift 4
     local file="$OUT/runs/$name-$server-$i.json"
     start_server "$server" || { echo ""; return; }
-    local url_base="ws://127.0.0.1:$PORT"
+    local url_base="$SCHEME://127.0.0.1:$PORT"
     local args=("${@//@URL@/$url_base}")
     args=("${args[@]//@PID@/$SERVER_PID}")
     local before after
     before=$(cpu_ticks "$SERVER_PID")
     local timer=()
     [ -x /usr/bin/time ] && timer=(/usr/bin/time -f "%U %S" -o "$file.loadcpu")
-    if ! "${timer[@]}" taskset -c "$LOAD_CPU" timeout 300 "$WSD" load "${args[0]}" --json --progress 0 "${args[@]:1}" \
+    if ! "${timer[@]}" taskset -c "$LOAD_CPU" timeout 300 "$WSD" load "${args[0]}" --json --progress 0 "${args[@]:1}" "${LOAD_TLS[@]}" \
         >"$file" 2>>"$OUT/load.log"; then
         echo "run $name/$server/$i reported failures (see $OUT/load.log)" >&2
     fi
@@ -198,7 +233,7 @@ for s in "${SCENARIOS[@]}"; do
     echo "scenario $s" >&2
     case $s in
     idle)
-        measure idle "wsd before peer" bytes_per_connection idle.handshakes_per_sec idle.successes -- \
+        measure idle "wsd before peer" bytes_per_connection idle.handshakes_per_sec per_cpu_s:idle.successes idle.successes -- \
             rss --pid @PID@ idle --url @URL@/echo -n "$IDLE_N" --duration "$HOLD_SECS"
         ;;
     echo16)
@@ -228,9 +263,9 @@ ratio_of() { # A B -> A/B with 2 decimals, empty if either is missing
 }
 {
     echo "machine: $(nproc) cores, $(uname -sr), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
-    echo "runs per figure: $RUNS (median); server on cpu $SERVER_CPU, load generator on cpu $LOAD_CPU"
+    echo "runs per figure: $RUNS (median); server on cpu $SERVER_CPU, load generator on cpu $LOAD_CPU; scheme $SCHEME"
     echo
-    printf '%-8s %-34s %14s %14s %8s %14s %8s\n' scenario metric wsd before ratio peer-tokio ratio
+    printf '%-8s %-34s %14s %14s %8s %14s %8s\n' scenario metric wsd before ratio "peer-$PEER_KIND" ratio
     for key in $(printf '%s\n' "${!RESULT[@]}" | grep '|wsd|' | sort); do
         name=${key%%|*}
         metric=${key##*|}
@@ -245,4 +280,4 @@ ratio_of() { # A B -> A/B with 2 decimals, empty if either is missing
         printf '%-8s %-34s %14s %14s %8s %14s %8s\n' "$name" "$metric" "$(fmt "$ours")" \
             "$(fmt "$before")" "${bratio:--}" "$(fmt "$peer")" "${ratio:--}"
     done
-} | tee "$OUT/results.txt"
+} | tee "$OUT/results-$SCHEME.txt"
