@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # .ci/browser-test.sh: runs the real-browser chat test (tests/browser/) against the release
-# binary. Installs what is missing (Debian's chromium, the test's npm packages), starts
-# target/release/wsd on a free loopback port from the repository root, runs `node --test
-# tests/browser/`, stops that server by its PID and exits with the test's status.
+# binary, over http/ws and then over https/wss. Installs what is missing (Debian's
+# chromium, the test's npm packages), makes a throwaway certificate, starts
+# target/release/wsd on free loopback ports (plain and TLS) from the repository root, runs
+# `node --test tests/browser/` for each, stops that server by its PID and exits with the
+# tests' status.
 # It must never build wsd (the caller does), never download a browser other than Debian's
 # chromium package, never listen beyond loopback, and never stop a process it did not start.
 set -euo pipefail
@@ -50,8 +52,21 @@ PORT=${WSD_BROWSER_PORT:-$(node -e '
   const s = require("net").createServer();
   s.listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); });')}
 ADDR="127.0.0.1:$PORT"
+TLS_PORT=${WSD_BROWSER_TLS_PORT:-$(node -e '
+  const s = require("net").createServer();
+  s.listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); });')}
+TLS_ADDR="127.0.0.1:$TLS_PORT"
 
-"$WSD" --listen "$ADDR" >"$OUT/wsd.log" 2>&1 </dev/null &
+# The shipped config plus a throwaway certificate, for the https/wss run.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+  -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+  -addext basicConstraints=critical,CA:FALSE \
+  -keyout "$OUT/key.pem" -out "$OUT/cert.pem" 2>/dev/null
+{ cat config.toml; printf '\n[tls]\ncert = "%s"\nkey = "%s"\n' "$OUT/cert.pem" "$OUT/key.pem"; } \
+  >"$OUT/config-tls.toml"
+
+"$WSD" --config "$OUT/config-tls.toml" --listen "$ADDR" --listen-tls "$TLS_ADDR" \
+  >"$OUT/wsd.log" 2>&1 </dev/null &
 WSD_PID=$!
 log "started wsd (pid $WSD_PID) on $ADDR"
 
@@ -93,6 +108,11 @@ fi
 # ---- the test ---------------------------------------------------------------------------
 status=0
 WSD_URL="http://$ADDR" timeout 120 node --test tests/browser/ || status=$?
+if [ "$status" -eq 0 ]; then
+  log "the same over https:// and wss://"
+  WSD_URL="https://$TLS_ADDR" SCREENSHOT="$OUT/chat-https.png" \
+    timeout 120 node --test tests/browser/ || status=$?
+fi
 
 if [ "$status" -ne 0 ]; then
   log "test failed ($status); last lines of the wsd log:"

@@ -72,6 +72,8 @@ test('two pages chat through wsd in a real browser', { timeout: TEST_MS }, async
       headless: true,
       timeout: 20_000,
       viewport: { width: 1000, height: 760 },
+      // https runs use a throwaway self-signed certificate made by the CI script.
+      ignoreHTTPSErrors: base.protocol === 'https:',
       args: [
         '--headless',
         '--no-sandbox',
