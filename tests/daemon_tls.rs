@@ -442,3 +442,30 @@ fn wsd_connect_and_load_speak_wss_with_a_trusted_or_ignored_certificate() {
     assert_eq!(report["mismatches"], 0, "{out}");
     assert!(report["received"].as_u64().unwrap_or(0) > 100, "{out}");
 }
+
+#[test]
+fn sigterm_over_wss_sends_close_1001_then_close_notify() {
+    let dir = temp_dir("tls-shutdown");
+    let cert = make_cert(&dir, "a", &["localhost"]);
+    let (mut wsd, addr) = start_tls(&tls_config(&cert, ""));
+    let mut ws = wss(addr, "/echo", &cert);
+    ws.send(Message::text("before")).expect("send");
+    assert_eq!(next_text(&mut ws), "before");
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &wsd.child.id().to_string()])
+        .status();
+    match ws.read().expect("the server's close") {
+        Message::Close(Some(frame)) => {
+            assert_eq!(u16::from(frame.code), 1001, "{frame:?}")
+        }
+        other => panic!("expected close 1001, got {other:?}"),
+    }
+    // Reading on answers the close; the server then ends TLS with close_notify
+    // (a bare TCP FIN would be an UnexpectedEof error here, not ConnectionClosed).
+    match ws.read() {
+        Err(tungstenite::Error::ConnectionClosed) => {}
+        other => panic!("expected a clean TLS end, got {other:?}"),
+    }
+    let status = wsd.terminate(WAIT).expect("wsd exits");
+    assert!(status.success(), "{status}");
+}
