@@ -88,14 +88,7 @@ pub(crate) fn encode_message(
     payload: &[u8],
     mask: Option<[u8; 4]>,
 ) {
-    let header = data_header(encoding, kind, payload.len(), mask);
-    out.reserve(FrameHeader::encoded_len(header.payload_len, mask.is_some()) + payload.len());
-    header.encode(out);
-    let start = out.len();
-    out.extend_from_slice(payload);
-    if let Some(key) = mask {
-        apply_mask(&mut out[start..], key, 0);
-    }
+    data_header(encoding, kind, payload.len(), mask).encode_with_payload(out, payload);
 }
 
 /// Encodes one message as a frame that keeps `payload`'s buffer (masked in place if `mask`).

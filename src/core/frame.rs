@@ -171,6 +171,20 @@ impl FrameHeader {
         n
     }
 
+    /// Appends this header and `payload` (masked with the header's key, if
+    /// any) to `out`; `payload_len` must be `payload.len()`.
+    pub fn encode_with_payload(&self, out: &mut Vec<u8>, payload: &[u8]) {
+        out.reserve(
+            FrameHeader::encoded_len(self.payload_len, self.mask.is_some()) + payload.len(),
+        );
+        self.encode(out);
+        let start = out.len();
+        out.extend_from_slice(payload);
+        if let Some(key) = self.mask {
+            apply_mask(&mut out[start..], key, 0);
+        }
+    }
+
     /// The encoded size of a header for this payload length.
     pub fn encoded_len(payload_len: u64, masked: bool) -> usize {
         let len_bytes = match payload_len {
@@ -198,13 +212,7 @@ pub fn encode_frame(
         mask,
         payload_len: payload.len() as u64,
     };
-    out.reserve(FrameHeader::encoded_len(header.payload_len, mask.is_some()) + payload.len());
-    header.encode(out);
-    let start = out.len();
-    out.extend_from_slice(payload);
-    if let Some(key) = mask {
-        apply_mask(&mut out[start..], key, 0);
-    }
+    header.encode_with_payload(out, payload);
 }
 
 #[cfg(test)]
