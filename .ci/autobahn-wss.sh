@@ -16,6 +16,8 @@ VENV="${AUTOBAHN_VENV:-/tmp/autobahn-venv}"
 
 "$TOOLS/install.sh" "$VENV" >"$OUT/install.log" 2>&1 || { cat "$OUT/install.log" >&2; exit 1; }
 
+command -v openssl >/dev/null ||
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null; }
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
     -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
     -addext basicConstraints=critical,CA:FALSE \

@@ -58,6 +58,8 @@ TLS_PORT=${WSD_BROWSER_TLS_PORT:-$(node -e '
 TLS_ADDR="127.0.0.1:$TLS_PORT"
 
 # The shipped config plus a throwaway certificate, for the https/wss run.
+command -v openssl >/dev/null ||
+  { as_root timeout 600 apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq openssl >/dev/null; }
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
   -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
   -addext basicConstraints=critical,CA:FALSE \
