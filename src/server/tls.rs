@@ -18,38 +18,35 @@ use mio::net::TcpStream;
 use crate::server::outbox::{Flushed, Outbox};
 use crate::tls_io::{read_plaintext, write_records};
 
+/// The TLS session over a connection's socket (which the transport owns and
+/// lends to every call).
 #[derive(Debug)]
-pub struct TlsStream {
-    tcp: TcpStream,
+pub struct TlsSession {
     tls: rustls::ServerConnection,
     /// The peer closed its side of the TCP stream.
     eof: bool,
 }
 
-impl TlsStream {
-    pub fn new(tcp: TcpStream, config: Arc<rustls::ServerConfig>) -> io::Result<TlsStream> {
+impl TlsSession {
+    pub fn new(config: Arc<rustls::ServerConfig>) -> io::Result<TlsSession> {
         let tls = rustls::ServerConnection::new(config).map_err(io::Error::other)?;
-        Ok(TlsStream {
-            tcp,
-            tls,
-            eof: false,
-        })
-    }
-
-    pub fn tcp(&mut self) -> &mut TcpStream {
-        &mut self.tcp
+        Ok(TlsSession { tls, eof: false })
     }
 
     /// Reads plaintext into `buf` (see [`crate::tls_io::read_plaintext`]).
-    pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        read_plaintext(&mut self.tls, &mut self.tcp, &mut self.eof, buf)
+    pub fn read(&mut self, tcp: &mut TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+        read_plaintext(&mut self.tls, tcp, &mut self.eof, buf)
     }
 
     /// Encrypts queued output as rustls accepts it and writes the records.
-    pub fn write_from(&mut self, outbox: &mut Outbox) -> io::Result<(Flushed, usize)> {
+    pub fn write_from(
+        &mut self,
+        tcp: &mut TcpStream,
+        outbox: &mut Outbox,
+    ) -> io::Result<(Flushed, usize)> {
         let mut wire = 0;
         loop {
-            match self.write_records()? {
+            match self.write_records(tcp)? {
                 (Flushed::All, n) => wire += n,
                 (Flushed::Partial, n) => return Ok((Flushed::Partial, wire + n)),
             }
@@ -72,15 +69,15 @@ impl TlsStream {
 
     /// Sends close_notify (best effort: the outbox is empty by now) and shuts
     /// the TCP write side.
-    pub fn close_write(&mut self) {
+    pub fn close_write(&mut self, tcp: &mut TcpStream) {
         self.tls.send_close_notify();
-        let _ = self.write_records();
-        let _ = self.tcp.shutdown(Shutdown::Write);
+        let _ = self.write_records(tcp);
+        let _ = tcp.shutdown(Shutdown::Write);
     }
 
     /// Writes TLS records until none are left or the socket would block.
-    fn write_records(&mut self) -> io::Result<(Flushed, usize)> {
-        let (all, wire) = write_records(&mut self.tls, &mut self.tcp)?;
+    fn write_records(&mut self, tcp: &mut TcpStream) -> io::Result<(Flushed, usize)> {
+        let (all, wire) = write_records(&mut self.tls, tcp)?;
         Ok((if all { Flushed::All } else { Flushed::Partial }, wire))
     }
 }

@@ -13,64 +13,49 @@ use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
 use crate::server::outbox::{Flushed, Outbox};
-use crate::server::tls::TlsStream;
-
-/// The stream kinds a connection can run over.
-#[derive(Debug)]
-enum Stream {
-    Tcp(TcpStream),
-    /// Boxed: a TLS session is kilobytes, and plain connections must not pay for it.
-    Tls(Box<TlsStream>),
-}
+use crate::server::tls::TlsSession;
 
 #[derive(Debug)]
 pub struct Transport {
-    stream: Stream,
+    tcp: TcpStream,
     /// WRITABLE interest is registered.
     write_interest: bool,
+    /// The TLS session over `tcp`, for connections accepted on a TLS listener.
+    /// Boxed: a session is kilobytes, and a plain connection pays one pointer.
+    tls: Option<Box<TlsSession>>,
 }
 
 impl Transport {
     /// A plain TCP connection just accepted (Nagle off: frames go out as queued).
-    pub fn tcp(stream: TcpStream) -> Transport {
-        let _ = stream.set_nodelay(true);
+    pub fn tcp(tcp: TcpStream) -> Transport {
+        let _ = tcp.set_nodelay(true);
         Transport {
-            stream: Stream::Tcp(stream),
+            tcp,
             write_interest: false,
+            tls: None,
         }
     }
 
     /// A TLS connection just accepted; its handshake runs as bytes arrive.
-    pub fn tls(stream: TcpStream, config: Arc<rustls::ServerConfig>) -> io::Result<Transport> {
-        let _ = stream.set_nodelay(true);
-        Ok(Transport {
-            stream: Stream::Tls(Box::new(TlsStream::new(stream, config)?)),
-            write_interest: false,
-        })
-    }
-
-    fn tcp_mut(&mut self) -> &mut TcpStream {
-        match &mut self.stream {
-            Stream::Tcp(s) => s,
-            Stream::Tls(s) => s.tcp(),
-        }
+    pub fn tls(tcp: TcpStream, config: Arc<rustls::ServerConfig>) -> io::Result<Transport> {
+        let session = TlsSession::new(config)?;
+        let mut transport = Transport::tcp(tcp);
+        transport.tls = Some(Box::new(session));
+        Ok(transport)
     }
 
     /// Registers for readability (edge-triggered).
     pub fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
-        registry.register(self.tcp_mut(), token, Interest::READABLE)
+        registry.register(&mut self.tcp, token, Interest::READABLE)
     }
 
     pub fn deregister(&mut self, registry: &Registry) {
-        let _ = registry.deregister(self.tcp_mut());
+        let _ = registry.deregister(&mut self.tcp);
     }
 
     /// Whether the transport itself has bytes for the socket (TLS records).
     pub fn wants_write(&self) -> bool {
-        match &self.stream {
-            Stream::Tcp(_) => false,
-            Stream::Tls(s) => s.wants_write(),
-        }
+        self.tls.as_ref().is_some_and(|tls| tls.wants_write())
     }
 
     /// Asks for WRITABLE events while `pending` output waits (plus anything the
@@ -84,24 +69,24 @@ impl Transport {
         } else {
             Interest::READABLE
         };
-        if registry.reregister(self.tcp_mut(), token, interest).is_ok() {
+        if registry.reregister(&mut self.tcp, token, interest).is_ok() {
             self.write_interest = pending;
         }
     }
 
     /// Reads received bytes into `buf`; `Ok(0)` is the peer's end of stream.
     pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match &mut self.stream {
-            Stream::Tcp(s) => s.read(buf),
-            Stream::Tls(s) => s.read(buf),
+        match &mut self.tls {
+            None => self.tcp.read(buf),
+            Some(tls) => tls.read(&mut self.tcp, buf),
         }
     }
 
     /// Writes queued output until it is all out or the socket would block.
     pub fn write_from(&mut self, outbox: &mut Outbox) -> io::Result<(Flushed, usize)> {
-        match &mut self.stream {
-            Stream::Tcp(s) => outbox.write_to(s),
-            Stream::Tls(s) => s.write_from(outbox),
+        match &mut self.tls {
+            None => outbox.write_to(&mut self.tcp),
+            Some(tls) => tls.write_from(&mut self.tcp, outbox),
         }
     }
 
@@ -109,21 +94,18 @@ impl Transport {
     /// to a connection over the limit). Over TLS there is no session to say it
     /// in yet: the connection is just closed.
     pub fn write_and_forget(&mut self, bytes: &[u8]) {
-        match &mut self.stream {
-            Stream::Tcp(s) => {
-                let _ = s.write(bytes);
-            }
-            Stream::Tls(_) => {}
+        if self.tls.is_none() {
+            let _ = self.tcp.write(bytes);
         }
     }
 
     /// Ends our side of the stream after the last byte: the peer reads EOF.
     pub fn close_write(&mut self) {
-        match &mut self.stream {
-            Stream::Tcp(s) => {
-                let _ = s.shutdown(Shutdown::Write);
+        match &mut self.tls {
+            None => {
+                let _ = self.tcp.shutdown(Shutdown::Write);
             }
-            Stream::Tls(s) => s.close_write(),
+            Some(tls) => tls.close_write(&mut self.tcp),
         }
     }
 }
