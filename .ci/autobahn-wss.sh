@@ -8,7 +8,7 @@ set -euo pipefail
 TOOLS="${1:?usage: autobahn-wss.sh TOOLS_DIR OUT_DIR}"
 OUT="${2:?usage: autobahn-wss.sh TOOLS_DIR OUT_DIR}"
 cd "$(dirname "$0")/.."
-ROOT="$(pwd)"
+. .ci/stop-wsd.sh
 mkdir -p "$OUT/report"
 OUT="$(cd "$OUT" && pwd)"
 PORT="${AUTOBAHN_WSS_PORT:-9443}"
@@ -49,13 +49,8 @@ RC=$?
 set -e
 echo "autobahn-wss: wstest exited $RC"
 
-kill -TERM "$WSD"
-for _ in $(seq 1 100); do kill -0 "$WSD" 2>/dev/null || break; sleep 0.1; done
-if kill -0 "$WSD" 2>/dev/null; then
-    echo "autobahn-wss.sh: wsd did not exit within 10 s of SIGTERM" >&2; exit 1
-fi
+stop_wsd "$WSD" "$OUT/wsd.log" autobahn-wss.sh
 trap - EXIT
-wait "$WSD" || { echo "autobahn-wss.sh: wsd exited with status $?" >&2; tail -20 "$OUT/wsd.log" >&2; exit 1; }
 
 [ -s "$OUT/report/index.json" ] || { echo "autobahn-wss.sh: no report" >&2; tail -20 "$OUT/report/wstest.log" >&2; exit 1; }
 "$VENV/bin/python" "$TOOLS/summarize.py" "$OUT/report" || true

@@ -6,6 +6,7 @@ set -euo pipefail
 TOOLS="${1:?usage: autobahn.sh TOOLS_DIR OUT_DIR}"
 OUT="${2:?usage: autobahn.sh TOOLS_DIR OUT_DIR}"
 cd "$(dirname "$0")/.."
+. .ci/stop-wsd.sh
 mkdir -p "$OUT"
 PORT="${AUTOBAHN_PORT:-9001}"
 
@@ -21,13 +22,8 @@ set +e
 RC=$?
 set -e
 
-kill -TERM "$WSD"
-for _ in $(seq 1 100); do kill -0 "$WSD" 2>/dev/null || break; sleep 0.1; done
-if kill -0 "$WSD" 2>/dev/null; then
-  echo "autobahn.sh: wsd did not exit within 10 s of SIGTERM" >&2; exit 1
-fi
+stop_wsd "$WSD" "$OUT/wsd.log" autobahn.sh
 trap - EXIT
-wait "$WSD" || { echo "autobahn.sh: wsd exited with status $?" >&2; tail -20 "$OUT/wsd.log" >&2; exit 1; }
 
 python3 autobahn/compare.py autobahn/expected-results.json "$OUT/report/index.json"
 [ "$RC" -eq 0 ] || { echo "autobahn.sh: the fuzzingclient reported failures" >&2; exit 1; }
