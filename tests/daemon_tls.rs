@@ -5,6 +5,8 @@
 //! config errors for unusable certificates. Every wait is bounded.
 
 mod common;
+#[path = "common/raw.rs"]
+mod raw;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -468,4 +470,125 @@ fn sigterm_over_wss_sends_close_1001_then_close_notify() {
     }
     let status = wsd.terminate(WAIT).expect("wsd exits");
     assert!(status.success(), "{status}");
+}
+
+#[test]
+fn a_wss_client_that_floods_without_reading_does_not_grow_server_memory() {
+    let dir = temp_dir("tls-flood");
+    let cert = make_cert(&dir, "a", &["localhost"]);
+    let limits = "[limits]\nmax_message_bytes = 1048576\nmax_send_buffer_bytes = 1073741824\nread_pause_bytes = 1048576\n";
+    let (wsd, addr) = start_tls(&format!("{limits}{}", tls_config(&cert, "")));
+    let pid = wsd.child.id();
+    let mut warm = wss(addr, "/echo", &cert);
+    warm.send(Message::binary(vec![1u8; 65536]))
+        .expect("warm-up");
+    warm.read().expect("warm-up echo");
+    let before = raw::rss_kib(pid);
+
+    // A hand-driven TLS client, so writing can go on while nothing is read.
+    let mut tcp = TcpStream::connect(addr).expect("connect");
+    tcp.set_read_timeout(Some(WAIT)).expect("timeout");
+    let name = ServerName::try_from("localhost").expect("name");
+    let mut tls =
+        rustls::ClientConnection::new(client_config(&cert.cert_pem, false), name).expect("session");
+    // The client queues as much as it likes; only the socket pushes back.
+    tls.set_buffer_limit(None);
+    let upgrade = format!(
+        "GET /echo HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    tls.writer().write_all(upgrade.as_bytes()).expect("request");
+    let mut plain = Vec::new();
+    while !plain.windows(4).any(|w| w == b"\r\n\r\n") {
+        while tls.wants_write() {
+            tls.write_tls(&mut tcp).expect("write");
+        }
+        tls.read_tls(&mut tcp).expect("read");
+        tls.process_new_packets().expect("tls");
+        let _ = tls.reader().read_to_end(&mut plain);
+    }
+    assert!(
+        plain.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&plain)
+    );
+
+    // Write 64 KiB frames without reading until the socket takes nothing for
+    // half a second (or 256 MiB went in).
+    let frame = raw::client_frame(raw::OP_BINARY, &vec![0x5a; 65536]);
+    tcp.set_write_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    let (mut frames, mut stalled) = (0u64, false);
+    'flood: while frames * (frame.len() as u64) < 256 << 20 {
+        tls.writer().write_all(&frame).expect("buffer");
+        frames += 1;
+        while tls.wants_write() {
+            match tls.write_tls(&mut tcp) {
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    stalled = true;
+                    break 'flood;
+                }
+                Err(e) => panic!("write failed after {frames} frames: {e}"),
+            }
+        }
+    }
+    let during = raw::rss_kib(pid);
+    assert!(
+        stalled,
+        "the server read {frames} frames without the client reading"
+    );
+    let growth_mib = during.saturating_sub(before) / 1024;
+    assert!(
+        growth_mib < 64,
+        "server RSS grew by {growth_mib} MiB while {frames} frames were flooded over TLS"
+    );
+
+    // Now read while writing the rest: every frame comes back, whole.
+    tcp.set_write_timeout(Some(WAIT)).expect("timeout");
+    tcp.set_nonblocking(true).expect("nonblocking");
+    let mut received = Vec::new();
+    // 65,536 needs the 64-bit length: a 10-byte header.
+    let echo_len = 10 + 65536;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while (received.len() as u64) < frames * echo_len as u64 {
+        assert!(
+            Instant::now() < deadline,
+            "echoes stopped after {} bytes",
+            received.len()
+        );
+        while tls.wants_write() {
+            match tls.write_tls(&mut tcp) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("write: {e}"),
+            }
+        }
+        match tls.read_tls(&mut tcp) {
+            Ok(0) => panic!("the server closed after {} bytes", received.len()),
+            Ok(_) => {
+                tls.process_new_packets().expect("tls");
+                let _ = tls.reader().read_to_end(&mut received);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+    let mut at = 0;
+    for _ in 0..frames {
+        assert_eq!(
+            &received[at..at + 10],
+            &[0x82, 127, 0, 0, 0, 0, 0, 1, 0, 0][..],
+            "a 64 KiB binary echo"
+        );
+        assert!(received[at + 10..at + echo_len].iter().all(|&b| b == 0x5a));
+        at += echo_len;
+    }
 }
