@@ -493,10 +493,9 @@ fn a_wss_client_that_floods_without_reading_does_not_grow_server_memory() {
         rustls::ClientConnection::new(client_config(&cert.cert_pem, false), name).expect("session");
     // The client queues as much as it likes; only the socket pushes back.
     tls.set_buffer_limit(None);
-    let upgrade = format!(
+    let upgrade =
         "GET /echo HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    );
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
     tls.writer().write_all(upgrade.as_bytes()).expect("request");
     let mut plain = Vec::new();
     while !plain.windows(4).any(|w| w == b"\r\n\r\n") {
