@@ -1,13 +1,16 @@
 //! The client side of the opening handshake (RFC 6455 §4.1): building the upgrade
 //! request and validating the server's 101 response.
 //!
-//! Owns the client's key and offered subprotocols. It must never generate
-//! randomness itself: the caller passes the 16 random key bytes in.
+//! Owns the client's key, offered subprotocols and permessage-deflate offer. It
+//! must never generate randomness itself: the caller passes the 16 random key
+//! bytes in.
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 
+use crate::core::deflate::{accept_answer, client_offer, DeflateParams};
 use crate::core::error::HandshakeError;
+use crate::core::extensions::parse_extensions;
 use crate::core::handshake::accept_key;
 use crate::core::http::{owned_headers, parse_error_text, Header, Headers};
 
@@ -19,6 +22,8 @@ pub const MAX_RESPONSE_HEAD: usize = 8 * 1024;
 pub struct ClientHandshake {
     key: String,
     protocols: Vec<String>,
+    /// permessage-deflate offered: `Some(no_context_takeover)`.
+    deflate: Option<bool>,
 }
 
 /// What the server agreed to in its 101 response.
@@ -26,6 +31,8 @@ pub struct ClientHandshake {
 pub struct Accepted {
     /// The subprotocol the server chose, if any (always one we offered).
     pub protocol: Option<String>,
+    /// permessage-deflate as the server answered it, if it accepted our offer.
+    pub deflate: Option<DeflateParams>,
     pub headers: Vec<Header>,
 }
 
@@ -41,7 +48,16 @@ impl ClientHandshake {
         ClientHandshake {
             key: BASE64.encode(key_bytes),
             protocols,
+            deflate: None,
         }
+    }
+
+    /// Also offers permessage-deflate; with `no_context_takeover`, asks both
+    /// sides to reset their contexts after every message (no memory held
+    /// between messages).
+    pub fn offer_deflate(mut self, no_context_takeover: bool) -> Self {
+        self.deflate = Some(no_context_takeover);
+        self
     }
 
     /// The `Sec-WebSocket-Key` this handshake sends.
@@ -66,6 +82,12 @@ impl ClientHandshake {
             req.push_str(&format!(
                 "Sec-WebSocket-Protocol: {}\r\n",
                 self.protocols.join(", ")
+            ));
+        }
+        if let Some(no_context_takeover) = self.deflate {
+            req.push_str(&format!(
+                "Sec-WebSocket-Extensions: {}\r\n",
+                client_offer(no_context_takeover)
             ));
         }
         for (name, value) in extra_headers {
@@ -98,6 +120,7 @@ impl ClientHandshake {
         let status = resp.code.unwrap_or_default();
         let accepted = Accepted {
             protocol: None,
+            deflate: None,
             headers: owned_headers(resp.headers),
         };
         if status != 101 {
@@ -119,9 +142,29 @@ impl ClientHandshake {
                 return Err(HandshakeError::UnexpectedSubprotocol(p.clone()));
             }
         }
+        let answered = parse_extensions(
+            accepted
+                .headers
+                .iter()
+                .filter(|h| h.name.eq_ignore_ascii_case("Sec-WebSocket-Extensions"))
+                .map(|h| h.value.as_str()),
+        )
+        .map_err(|e| HandshakeError::UnexpectedExtensions(e.to_string()))?;
+        let deflate = match self.deflate {
+            None if answered.is_empty() => None,
+            None => {
+                return Err(HandshakeError::UnexpectedExtensions(format!(
+                    "{:?} answered, none offered",
+                    answered[0].name
+                )))
+            }
+            Some(no_context_takeover) => accept_answer(&answered, no_context_takeover)
+                .map_err(HandshakeError::UnexpectedExtensions)?,
+        };
         Ok(Some((
             Accepted {
                 protocol,
+                deflate,
                 ..accepted
             },
             n,

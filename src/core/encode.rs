@@ -2,12 +2,13 @@
 //! once for many connections (a shared frame for room fan-out).
 //!
 //! Owns the bytes of every data frame the core sends: header, RSV bits and
-//! payload transform. An extension such as permessage-deflate plugs in here, as a
-//! new [`Encoding`] variant. It must never choose recipients or queue anything:
-//! callers decide where the bytes go.
+//! payload transform (permessage-deflate compresses through `core::deflate`).
+//! It must never choose recipients or queue anything: callers decide where the
+//! bytes go.
 
 use std::rc::Rc;
 
+use crate::core::deflate::{compress_shared, DeflateSettings};
 use crate::core::frame::{FrameHeader, MAX_HEADER_LEN};
 use crate::core::mask::apply_mask;
 use crate::core::message::MessageKind;
@@ -16,18 +17,16 @@ use crate::core::message::MessageKind;
 /// can share one encoded frame, so fan-out encodes once per encoding in use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Encoding {
-    /// Unmasked and untransformed: the server side without extensions.
+    /// Unmasked and untransformed: the server side without extensions, or a
+    /// message too short to be worth compressing.
     Plain,
+    /// Compressed by the shared context with these settings, reset per message
+    /// (permessage-deflate without server context takeover), RSV1 set.
+    Deflate(DeflateSettings),
 }
 
-impl Encoding {
-    /// The RSV bits on the first frame of a message in this encoding.
-    fn rsv(self) -> u8 {
-        match self {
-            Encoding::Plain => 0,
-        }
-    }
-}
+/// RSV1: "this message is compressed" under permessage-deflate (RFC 7692 §6).
+pub(crate) const RSV1: u8 = 0b100;
 
 /// A frame header, kept inline (no heap) until it is queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,29 +75,38 @@ pub type SharedFrame = Rc<[u8]>;
 /// `encoding` (server side: unmasked).
 pub fn encode_shared(encoding: Encoding, kind: MessageKind, payload: &[u8]) -> SharedFrame {
     let mut out = Vec::new();
-    encode_message(&mut out, encoding, kind, payload, None);
+    if let Encoding::Deflate(settings) = encoding {
+        let mut compressed = Vec::new();
+        if compress_shared(settings, payload, &mut compressed) {
+            encode_message(&mut out, RSV1, kind, &compressed, None);
+            return Rc::from(out);
+        }
+    }
+    // Uncompressed is valid under permessage-deflate too (RSV1 clear).
+    encode_message(&mut out, 0, kind, payload, None);
     Rc::from(out)
 }
 
-/// Appends one message as a single frame to `out`, masked with `mask` if given.
+/// Appends one message as a single frame with `rsv` to `out`, masked with
+/// `mask` if given.
 pub(crate) fn encode_message(
     out: &mut Vec<u8>,
-    encoding: Encoding,
+    rsv: u8,
     kind: MessageKind,
     payload: &[u8],
     mask: Option<[u8; 4]>,
 ) {
-    data_header(encoding, kind, payload.len(), mask).encode_with_payload(out, payload);
+    data_header(rsv, kind, payload.len(), mask).encode_with_payload(out, payload);
 }
 
 /// Encodes one message as a frame that keeps `payload`'s buffer (masked in place if `mask`).
 pub(crate) fn encode_owned(
-    encoding: Encoding,
+    rsv: u8,
     kind: MessageKind,
     mut payload: Vec<u8>,
     mask: Option<[u8; 4]>,
 ) -> OwnedFrame {
-    let header = data_header(encoding, kind, payload.len(), mask);
+    let header = data_header(rsv, kind, payload.len(), mask);
     if let Some(key) = mask {
         apply_mask(&mut payload, key, 0);
     }
@@ -108,15 +116,10 @@ pub(crate) fn encode_owned(
     }
 }
 
-fn data_header(
-    encoding: Encoding,
-    kind: MessageKind,
-    len: usize,
-    mask: Option<[u8; 4]>,
-) -> FrameHeader {
+fn data_header(rsv: u8, kind: MessageKind, len: usize, mask: Option<[u8; 4]>) -> FrameHeader {
     FrameHeader {
         fin: true,
-        rsv: encoding.rsv(),
+        rsv,
         opcode: kind.opcode(),
         mask,
         payload_len: len as u64,
@@ -132,7 +135,7 @@ mod tests {
         for len in [0usize, 1, 125, 126, 65535, 65536] {
             let payload: Vec<u8> = (0..len).map(|i| i as u8).collect();
             let shared = encode_shared(Encoding::Plain, MessageKind::Binary, &payload);
-            let owned = encode_owned(Encoding::Plain, MessageKind::Binary, payload, None);
+            let owned = encode_owned(0, MessageKind::Binary, payload, None);
             let mut joined = owned.head.as_bytes().to_vec();
             joined.extend_from_slice(&owned.payload);
             assert_eq!(&joined[..], &shared[..], "len {len}");
@@ -144,12 +147,7 @@ mod tests {
     #[test]
     fn a_masked_owned_frame_is_masked_in_place() {
         let key = [1, 2, 3, 4];
-        let owned = encode_owned(
-            Encoding::Plain,
-            MessageKind::Text,
-            b"abcd".to_vec(),
-            Some(key),
-        );
+        let owned = encode_owned(0, MessageKind::Text, b"abcd".to_vec(), Some(key));
         assert_eq!(owned.head.as_bytes(), &[0x81, 0x84, 1, 2, 3, 4]);
         assert_eq!(owned.payload, vec![b'a' ^ 1, b'b' ^ 2, b'c' ^ 3, b'd' ^ 4]);
     }

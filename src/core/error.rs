@@ -14,7 +14,8 @@ use crate::core::close_code::CloseCode;
 /// core has queued (see `WebSocket::poll_transmit`) and then close the TCP connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProtocolError {
-    /// RSV1-3 set without an extension that defines them (§5.2). Close 1002.
+    /// RSV1-3 set without an extension that defines them (§5.2), or RSV1 on a
+    /// continuation or control frame under permessage-deflate. Close 1002.
     ReservedBitsSet { rsv: u8 },
     /// Opcode 3-7 or 11-15 (§5.2). Close 1002.
     ReservedOpcode(u8),
@@ -42,8 +43,13 @@ pub enum ProtocolError {
     InvalidUtf8InCloseReason,
     /// A frame longer than the configured maximum frame size. Close 1009.
     FrameTooBig { len: u64, max: u64 },
-    /// A message (sum of its fragments) longer than the configured maximum. Close 1009.
+    /// A message (sum of its fragments) longer than the configured maximum, on
+    /// the wire or once inflated. Close 1009.
     MessageTooBig { len: u64, max: u64 },
+    /// A compressed message that is not valid DEFLATE data (RFC 7692 §8.2.2). Close 1007.
+    InvalidCompressedData,
+    /// No decompressor could be allocated for a compressed message. Close 1011.
+    CompressionUnavailable,
 }
 
 impl ProtocolError {
@@ -62,8 +68,11 @@ impl ProtocolError {
             | ExpectedContinuation
             | CloseFrameOneByte
             | InvalidCloseCode(_) => CloseCode::PROTOCOL_ERROR,
-            InvalidUtf8 | InvalidUtf8InCloseReason => CloseCode::INVALID_PAYLOAD,
+            InvalidUtf8 | InvalidUtf8InCloseReason | InvalidCompressedData => {
+                CloseCode::INVALID_PAYLOAD
+            }
             FrameTooBig { .. } | MessageTooBig { .. } => CloseCode::TOO_BIG,
+            CompressionUnavailable => CloseCode::INTERNAL_ERROR,
         }
     }
 }
@@ -87,6 +96,8 @@ impl fmt::Display for ProtocolError {
             InvalidUtf8InCloseReason => f.write_str("invalid UTF-8 in close reason"),
             FrameTooBig { len, max } => write!(f, "frame of {len} bytes over limit {max}"),
             MessageTooBig { len, max } => write!(f, "message of {len} bytes over limit {max}"),
+            InvalidCompressedData => f.write_str("invalid compressed data"),
+            CompressionUnavailable => f.write_str("no decompressor available"),
         }
     }
 }
@@ -118,6 +129,9 @@ pub enum HandshakeError {
     InvalidKey,
     /// `Sec-WebSocket-Version` missing or not 13. HTTP 426 with `Sec-WebSocket-Version: 13`.
     UnsupportedVersion,
+    /// `Sec-WebSocket-Extensions` that breaks the header's grammar (§9.1). HTTP 400.
+    /// (A well-formed offer the server cannot honour is declined, not refused.)
+    InvalidExtensions(String),
     /// Client side: the response head is not valid HTTP/1.1.
     MalformedResponse(&'static str),
     /// Client side: the response head grew past the maximum size.
@@ -130,6 +144,9 @@ pub enum HandshakeError {
     WrongAcceptKey,
     /// Client side: the server chose a subprotocol we did not offer.
     UnexpectedSubprotocol(String),
+    /// Client side: the server's `Sec-WebSocket-Extensions` is malformed or
+    /// answers with something we did not offer.
+    UnexpectedExtensions(String),
 }
 
 impl HandshakeError {
@@ -144,7 +161,8 @@ impl HandshakeError {
             | HttpVersionTooOld
             | MissingHost
             | MissingConnectionUpgrade
-            | InvalidKey => 400,
+            | InvalidKey
+            | InvalidExtensions(_) => 400,
             // Client-side errors are never answered with a status; 502 is what a
             // proxy would say about such an upstream.
             MalformedResponse(_)
@@ -152,7 +170,8 @@ impl HandshakeError {
             | NotSwitchingProtocols { .. }
             | MissingUpgradeInResponse
             | WrongAcceptKey
-            | UnexpectedSubprotocol(_) => 502,
+            | UnexpectedSubprotocol(_)
+            | UnexpectedExtensions(_) => 502,
         }
     }
 
@@ -179,12 +198,14 @@ impl fmt::Display for HandshakeError {
             MissingConnectionUpgrade => f.write_str("Connection header lacks 'upgrade'"),
             InvalidKey => f.write_str("Sec-WebSocket-Key is not 16 bytes of base64"),
             UnsupportedVersion => f.write_str("Sec-WebSocket-Version must be 13"),
+            InvalidExtensions(why) => write!(f, "malformed Sec-WebSocket-Extensions: {why}"),
             MalformedResponse(why) => write!(f, "malformed response: {why}"),
             ResponseTooLarge { max } => write!(f, "response head over {max} bytes"),
             NotSwitchingProtocols { status } => write!(f, "server answered {status}, not 101"),
             MissingUpgradeInResponse => f.write_str("101 response lacks Upgrade/Connection"),
             WrongAcceptKey => f.write_str("Sec-WebSocket-Accept does not match the key"),
             UnexpectedSubprotocol(p) => write!(f, "server chose subprotocol {p:?} not offered"),
+            UnexpectedExtensions(why) => write!(f, "bad Sec-WebSocket-Extensions answer: {why}"),
         }
     }
 }

@@ -10,6 +10,7 @@ use base64::Engine as _;
 use sha1::{Digest, Sha1};
 
 use crate::core::error::HandshakeError;
+use crate::core::extensions::{parse_extensions, ExtensionOffer};
 use crate::core::http::{write_response_head, Headers, Request};
 
 /// The GUID every accept key is derived with (§1.3).
@@ -31,8 +32,8 @@ pub struct Upgrade {
     pub key: String,
     /// `Sec-WebSocket-Protocol` entries, in the client's order of preference.
     pub protocols: Vec<String>,
-    /// `Sec-WebSocket-Extensions` entries as sent (none are negotiated yet).
-    pub extensions: Vec<String>,
+    /// Every `Sec-WebSocket-Extensions` offer, in the client's order of preference.
+    pub extensions: Vec<ExtensionOffer>,
 }
 
 impl Request {
@@ -66,16 +67,20 @@ impl Request {
             Ok(raw) if raw.len() == 16 => {}
             _ => return Err(HandshakeError::InvalidKey),
         }
+        let extensions = parse_extensions(
+            self.header_fields()
+                .iter()
+                .filter(|h| h.name.eq_ignore_ascii_case("Sec-WebSocket-Extensions"))
+                .map(|h| h.value.as_str()),
+        )
+        .map_err(|e| HandshakeError::InvalidExtensions(e.to_string()))?;
         Ok(Some(Upgrade {
             key: key.to_owned(),
             protocols: self
                 .header_list("Sec-WebSocket-Protocol")
                 .map(str::to_owned)
                 .collect(),
-            extensions: self
-                .header_list("Sec-WebSocket-Extensions")
-                .map(str::to_owned)
-                .collect(),
+            extensions,
         }))
     }
 }

@@ -39,8 +39,10 @@
 pub mod client_handshake;
 pub mod close;
 pub mod close_code;
+pub mod deflate;
 pub mod encode;
 pub mod error;
+pub mod extensions;
 pub mod frame;
 pub mod handshake;
 pub mod http;

@@ -20,9 +20,10 @@
 //!
 //! Outgoing data goes through [`WebSocket::send`] / [`WebSocket::send_owned`], or
 //! [`crate::core::encode_shared`] with [`WebSocket::shared_encoding`] for fan-out.
-//! Extensions (permessage-deflate) hook in where a frame's RSV bits are checked,
-//! where a finished message is handed out, and in [`crate::core::encode`]; TLS
-//! sits below, as a byte-stream layer between socket and core.
+//! permessage-deflate, once negotiated ([`WebSocket::with_deflate`]), allows RSV1
+//! on a message's first frame, inflates a compressed message when its last
+//! frame arrives and compresses what is sent; TLS sits below, as a byte-stream
+//! layer between socket and core.
 
 use std::collections::VecDeque;
 
@@ -31,7 +32,8 @@ use rand::{Rng, SeedableRng};
 
 use crate::core::close::{parse_close_payload, write_close_payload, CloseFrame};
 use crate::core::close_code::CloseCode;
-use crate::core::encode::{encode_message, encode_owned, Encoding, OwnedFrame};
+use crate::core::deflate::PerMessageDeflate;
+use crate::core::encode::{encode_message, encode_owned, Encoding, OwnedFrame, RSV1};
 use crate::core::error::ProtocolError;
 use crate::core::frame::{encode_frame, FrameHeader, OpCode};
 use crate::core::mask::apply_mask;
@@ -120,8 +122,11 @@ struct FrameInProgress {
 #[derive(Debug)]
 struct PartialMessage {
     kind: MessageKind,
+    /// The payload, or while `compressed` the compressed payload.
     data: Vec<u8>,
     utf8: Utf8Validator,
+    /// RSV1 on the first frame: inflate `data` when the message ends.
+    compressed: bool,
 }
 
 /// The largest buffer reserved up front for a frame; more grows as bytes arrive,
@@ -140,6 +145,9 @@ pub struct WebSocket {
     /// Receive-side work under way; `None` while idle, so an idle connection's
     /// state is a few words and no heap (the daemon holds thousands of them).
     in_progress: Option<Box<InProgress>>,
+    /// permessage-deflate, if negotiated. Without context takeover it holds no
+    /// heap memory; see [`PerMessageDeflate`].
+    deflate: Option<PerMessageDeflate>,
 }
 
 /// What exists only while bytes are being received or replies wait: allocated
@@ -205,7 +213,19 @@ impl WebSocket {
             state: State::Open,
             masks,
             in_progress: None,
+            deflate: None,
         }
+    }
+
+    /// Turns on permessage-deflate as negotiated in the handshake.
+    pub fn with_deflate(mut self, deflate: PerMessageDeflate) -> Self {
+        self.deflate = Some(deflate);
+        self
+    }
+
+    /// permessage-deflate, if it was negotiated.
+    pub fn deflate(&self) -> Option<&PerMessageDeflate> {
+        self.deflate.as_ref()
     }
 
     /// Which end this state machine plays.
@@ -341,7 +361,14 @@ impl WebSocket {
             return Err(NotOpen);
         }
         let mask = self.next_mask();
-        encode_message(out, self.encoding(), kind, payload, mask);
+        if let Some(deflate) = self.deflate.as_mut() {
+            let mut compressed = Vec::new();
+            if deflate.compress(payload, &mut compressed) {
+                encode_message(out, RSV1, kind, &compressed, mask);
+                return Ok(());
+            }
+        }
+        encode_message(out, 0, kind, payload, mask);
         Ok(())
     }
 
@@ -356,19 +383,28 @@ impl WebSocket {
             return Err(NotOpen);
         }
         let mask = self.next_mask();
-        Ok(encode_owned(self.encoding(), kind, payload, mask))
+        if let Some(deflate) = self.deflate.as_mut() {
+            let mut compressed = Vec::new();
+            if deflate.compress(&payload, &mut compressed) {
+                return Ok(encode_owned(RSV1, kind, compressed, mask));
+            }
+        }
+        Ok(encode_owned(0, kind, payload, mask))
     }
 
     /// The encoding a frame shared with other connections must have to be sent
-    /// on this one (see [`crate::core::encode_shared`]); `None` if this side
-    /// cannot take shared frames (clients mask every frame with a key of its own)
-    /// or the connection is no longer open.
-    pub fn shared_encoding(&self) -> Option<Encoding> {
-        (self.role == Role::Server && self.state == State::Open).then(|| self.encoding())
-    }
-
-    fn encoding(&self) -> Encoding {
-        Encoding::Plain
+    /// on this one, for a message of `len` bytes (see
+    /// [`crate::core::encode_shared`]); `None` if only [`WebSocket::send`] may
+    /// encode it: on the client side (every frame has a mask of its own), with a
+    /// compressor that keeps its history, or when the connection is not open.
+    pub fn shared_encoding(&self, len: usize) -> Option<Encoding> {
+        if self.role != Role::Server || self.state != State::Open {
+            return None;
+        }
+        match &self.deflate {
+            None => Some(Encoding::Plain),
+            Some(deflate) => deflate.shared_encoding(len),
+        }
     }
 
     /// Appends a ping to `out`. `payload` is cut to 125 bytes.
@@ -411,9 +447,12 @@ impl WebSocket {
     }
 
     fn begin_frame(&mut self, header: FrameHeader) -> Result<(), ProtocolError> {
-        // No extension is negotiated, so every RSV bit is reserved. An extension
-        // such as permessage-deflate would allow RSV1 here.
-        if header.rsv != 0 {
+        // RSV2 and RSV3 are always reserved. RSV1 marks a compressed message
+        // under permessage-deflate, on its first frame only (RFC 7692 §6.1).
+        let compressed = header.rsv == RSV1
+            && self.deflate.is_some()
+            && matches!(header.opcode, OpCode::Text | OpCode::Binary);
+        if header.rsv != 0 && !compressed {
             return Err(ProtocolError::ReservedBitsSet { rsv: header.rsv });
         }
         match (self.role, header.mask.is_some()) {
@@ -454,6 +493,7 @@ impl WebSocket {
                 kind,
                 data: Vec::new(),
                 utf8: Utf8Validator::new(),
+                compressed,
             });
             msg.data.reserve(len.min(MAX_UPFRONT_RESERVE) as usize);
         }
@@ -490,7 +530,11 @@ impl WebSocket {
         if let Some(key) = key {
             apply_mask(&mut buf[start..], key, offset);
         }
-        if let Some(msg) = p.message.as_mut().filter(|m| m.kind == MessageKind::Text) {
+        if let Some(msg) = p
+            .message
+            .as_mut()
+            .filter(|m| m.kind == MessageKind::Text && !m.compressed)
+        {
             if !frame.header.opcode.is_control() {
                 msg.utf8
                     .feed(&msg.data[start..])
@@ -527,7 +571,10 @@ impl WebSocket {
             OpCode::Text | OpCode::Binary | OpCode::Continuation => {
                 if frame.header.fin {
                     if let Some(mut msg) = self.work().message.take() {
-                        if msg.kind == MessageKind::Text {
+                        let text = msg.kind == MessageKind::Text;
+                        if msg.compressed {
+                            msg.data = self.inflate(&msg.data, text)?;
+                        } else if text {
                             msg.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
                         }
                         self.work().push_event(Event::Message(Message {
@@ -539,6 +586,15 @@ impl WebSocket {
             }
         }
         Ok(())
+    }
+
+    /// Inflates a compressed message, within the message size limit.
+    fn inflate(&mut self, compressed: &[u8], text: bool) -> Result<Vec<u8>, ProtocolError> {
+        let max = self.limits.max_message_size;
+        match self.deflate.as_mut() {
+            Some(deflate) => deflate.inflate(compressed, max, text),
+            None => Err(ProtocolError::ReservedBitsSet { rsv: RSV1 }),
+        }
     }
 
     /// Fails the connection (§7.1.7): drops partial state and ignores further

@@ -139,11 +139,15 @@ impl Conn {
         frames: &mut Vec<(Encoding, SharedFrame)>,
         sh: &mut Shared,
     ) -> Delivery {
-        let ConnState::WebSocket(session) = &self.state else {
+        let ConnState::WebSocket(session) = &mut self.state else {
             return Delivery::Skipped;
         };
-        let Some(encoding) = session.ws.shared_encoding() else {
+        if !session.ws.is_open() {
             return Delivery::Skipped;
+        }
+        let Some(encoding) = session.ws.shared_encoding(message.data.len()) else {
+            // A compressor with history of its own: this connection encodes its copy.
+            return self.deliver_own(message, sh);
         };
         let frame = match frames.iter().find(|(e, _)| *e == encoding) {
             Some((_, frame)) => Rc::clone(frame),
@@ -153,21 +157,51 @@ impl Conn {
                 frame
             }
         };
-        if self.outbox.len() + frame.len() > sh.settings.max_send_buffer {
-            return match sh.settings.slow_consumer {
-                SlowConsumerPolicy::Drop => {
-                    sh.stats.dropped_messages += 1;
-                    Delivery::Skipped
-                }
-                SlowConsumerPolicy::Close => match self.close_slow_consumer(sh) {
-                    true => Delivery::Closing,
-                    false => Delivery::Skipped,
-                },
-            };
+        if let Some(refused) = self.refuse_over_limit(frame.len(), sh) {
+            return refused;
         }
         self.outbox.push_shared(frame);
         sh.stats.messages_out += 1;
         Delivery::Queued
+    }
+
+    /// Queues a broadcast encoded by this connection's own compressor.
+    fn deliver_own(&mut self, message: &Message, sh: &mut Shared) -> Delivery {
+        // The compressed size is not known before compressing; the plain size
+        // bounds what the limit check lets through.
+        if let Some(refused) = self.refuse_over_limit(message.data.len(), sh) {
+            return refused;
+        }
+        let ConnState::WebSocket(session) = &mut self.state else {
+            return Delivery::Skipped;
+        };
+        let ws = &mut session.ws;
+        let mut sent = false;
+        self.outbox
+            .append(|out| sent = ws.send(message.kind, &message.data, out).is_ok());
+        if !sent {
+            return Delivery::Skipped;
+        }
+        sh.stats.messages_out += 1;
+        Delivery::Queued
+    }
+
+    /// What happens to a delivery of `len` more bytes that would take the
+    /// queue over the send limit: dropped or a close, by policy; `None`: it fits.
+    fn refuse_over_limit(&mut self, len: usize, sh: &mut Shared) -> Option<Delivery> {
+        if self.outbox.len() + len <= sh.settings.max_send_buffer {
+            return None;
+        }
+        Some(match sh.settings.slow_consumer {
+            SlowConsumerPolicy::Drop => {
+                sh.stats.dropped_messages += 1;
+                Delivery::Skipped
+            }
+            SlowConsumerPolicy::Close => match self.close_slow_consumer(sh) {
+                true => Delivery::Closing,
+                false => Delivery::Skipped,
+            },
+        })
     }
 
     /// Starts the closing handshake with `code`; the peer has until the close

@@ -311,10 +311,34 @@ fn subprotocols_and_extensions_are_exposed_in_client_order() {
     h.push(("Sec-WebSocket-Extensions", "x-custom"));
     let upgrade = expect_upgrade(&head(GET, &h));
     assert_eq!(upgrade.protocols, ["chat", "superchat", "v3"]);
+    let names: Vec<_> = upgrade.extensions.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["permessage-deflate", "x-custom"]);
     assert_eq!(
-        upgrade.extensions,
-        ["permessage-deflate; client_max_window_bits", "x-custom"]
+        upgrade.extensions[0].params,
+        [("client_max_window_bits".to_owned(), None)]
     );
+}
+
+#[test]
+fn an_extensions_header_that_breaks_the_grammar_is_a_400_naming_it() {
+    for bad in [
+        "permessage-deflate; =",
+        "permessage-deflate; x=\"open",
+        "a b",
+    ] {
+        let mut h = upgrade_headers();
+        h.push(("Sec-WebSocket-Extensions", bad));
+        let err = classify(&head(GET, &h)).unwrap_err();
+        assert!(
+            matches!(err, HandshakeError::InvalidExtensions(_)),
+            "{bad}: {err:?}"
+        );
+        assert_eq!(err.status(), 400);
+        assert!(
+            err.to_string().contains("Sec-WebSocket-Extensions"),
+            "{err}"
+        );
+    }
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! the behaviour it pins down. They must never open a socket or read a clock.
 
 mod closing;
+mod deflate;
 mod frames;
 mod handshake_client;
 mod handshake_server;
