@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
+use crate::core::deflate::{CompressionMode, DeflateSettings};
 use crate::password::PasswordHash;
 
 /// The whole configuration. Every section and key is optional.
@@ -280,6 +281,30 @@ impl Default for ChatConfig {
     }
 }
 
+/// A route's permessage-deflate (RFC 7692): `compression` and the keys that
+/// tune it, which only mean something when it is not "off".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompressionConfig {
+    /// "off" (default), "shared" or "dedicated" (see [`CompressionMode`]).
+    pub mode: CompressionMode,
+    /// `compression_window_bits` (9-15, default 15), `compression_memory_level`
+    /// (1-9, default 8), `compression_level` (0-9, default 1).
+    pub settings: DeflateSettings,
+    /// `compression_threshold`: messages shorter than this many bytes are sent
+    /// uncompressed. Default 256.
+    pub threshold: usize,
+}
+
+impl Default for CompressionConfig {
+    fn default() -> Self {
+        CompressionConfig {
+            mode: CompressionMode::Off,
+            settings: DeflateSettings::default(),
+            threshold: 256,
+        }
+    }
+}
+
 /// One `[[route]]`: where it is, who may use it, and what it does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteConfig {
@@ -294,6 +319,7 @@ pub struct RouteConfig {
     /// Refuse requests without `Origin` (403).
     pub require_origin: bool,
     pub auth: AuthConfig,
+    pub compression: CompressionConfig,
     pub kind: RouteKind,
 }
 
@@ -324,6 +350,24 @@ struct RouteTable {
     max_members: Option<usize>,
     announce: Option<bool>,
     echo_to_sender: Option<bool>,
+    #[serde(default = "default_compression")]
+    compression: CompressionName,
+    compression_window_bits: Option<u8>,
+    compression_memory_level: Option<u8>,
+    compression_level: Option<u8>,
+    compression_threshold: Option<usize>,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum CompressionName {
+    Off,
+    Shared,
+    Dedicated,
+}
+
+fn default_compression() -> CompressionName {
+    CompressionName::Off
 }
 
 #[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -354,6 +398,7 @@ impl RouteTable {
     }
 
     fn typed(self) -> Result<RouteConfig, String> {
+        let compression = self.compression()?;
         let chat_keys = [
             ("room_param", self.room_param.is_some()),
             ("max_rooms", self.max_rooms.is_some()),
@@ -422,7 +467,75 @@ impl RouteTable {
             origins: self.origins,
             require_origin: self.require_origin,
             auth,
+            compression,
             kind,
+        })
+    }
+
+    fn compression(&self) -> Result<CompressionConfig, String> {
+        let mode = match self.compression {
+            CompressionName::Off => {
+                only_for(
+                    &[
+                        (
+                            "compression_window_bits",
+                            self.compression_window_bits.is_some(),
+                        ),
+                        (
+                            "compression_memory_level",
+                            self.compression_memory_level.is_some(),
+                        ),
+                        ("compression_level", self.compression_level.is_some()),
+                        (
+                            "compression_threshold",
+                            self.compression_threshold.is_some(),
+                        ),
+                    ],
+                    "compression = \"shared\" or \"dedicated\"",
+                )?;
+                CompressionMode::Off
+            }
+            CompressionName::Shared => CompressionMode::Shared,
+            CompressionName::Dedicated => CompressionMode::Dedicated,
+        };
+        let d = CompressionConfig::default();
+        let in_range = |key: &str,
+                        value: Option<u8>,
+                        range: std::ops::RangeInclusive<u8>,
+                        default| {
+            match value {
+                None => Ok(default),
+                Some(v) if range.contains(&v) => Ok(v),
+                Some(v) => Err(format!(
+                    "`{key}` = {v} is out of range {}-{}",
+                    range.start(),
+                    range.end()
+                )),
+            }
+        };
+        Ok(CompressionConfig {
+            mode,
+            settings: DeflateSettings {
+                window_bits: in_range(
+                    "compression_window_bits",
+                    self.compression_window_bits,
+                    9..=15,
+                    d.settings.window_bits,
+                )?,
+                memory_level: in_range(
+                    "compression_memory_level",
+                    self.compression_memory_level,
+                    1..=9,
+                    d.settings.memory_level,
+                )?,
+                level: in_range(
+                    "compression_level",
+                    self.compression_level,
+                    0..=9,
+                    d.settings.level,
+                )?,
+            },
+            threshold: self.compression_threshold.unwrap_or(d.threshold),
         })
     }
 }
@@ -574,6 +687,10 @@ impl Config {
             origins: Vec::new(),
             require_origin: false,
             auth: AuthConfig::None,
+            compression: CompressionConfig {
+                mode: CompressionMode::Shared,
+                ..CompressionConfig::default()
+            },
             kind,
         };
         Config {

@@ -18,11 +18,12 @@ pub mod static_files;
 use std::rc::Rc;
 
 use crate::config::{AuthConfig, Config, RouteConfig, RouteKind, UserConfig};
+use crate::core::deflate::DeflateParams;
 use crate::core::http::write_closing_response;
 use crate::core::{Headers, Request, Upgrade};
 use auth::{authenticate, AuthFailure};
 pub use handler::{ConnKey, Effects, Peer, RouteHandler, Slot, Topic};
-use policy::{choose_protocol, origin_allowed, ProtocolChoice};
+use policy::{choose_compression, choose_protocol, origin_allowed, ProtocolChoice};
 use static_files::{HttpReply, StaticFiles};
 
 /// A route: its configuration and the handler of its kind. Sessions hold an
@@ -63,6 +64,8 @@ pub enum Admission {
 pub struct Accepted {
     pub route: Rc<Route>,
     pub protocol: Option<String>,
+    /// permessage-deflate as answered, if the route and an offer agree.
+    pub deflate: Option<DeflateParams>,
     /// Basic auth: who this is.
     pub user: Option<String>,
 }
@@ -120,8 +123,9 @@ impl App {
     }
 
     /// Decides an upgrade request by the route's policy: route (404), Origin
-    /// (403), authentication (401/403), subprotocol (400), in that order. The
-    /// route's handler has the last word when it opens the connection.
+    /// (403), authentication (401/403), subprotocol (400), in that order, then
+    /// compression (declined, never refused). The route's handler has the last
+    /// word when it opens the connection.
     pub fn admit(&self, request: &Request, upgrade: &Upgrade) -> Admission {
         let Some(route) = self.find_route(request.path()) else {
             return Admission::Reject(Rejection::new(
@@ -160,6 +164,7 @@ impl App {
         Admission::Accept(Accepted {
             route: Rc::clone(route),
             protocol,
+            deflate: choose_compression(config, &upgrade.extensions),
             user,
         })
     }

@@ -1,9 +1,11 @@
-//! Per-route handshake policy that is not authentication: subprotocol choice and
-//! the Origin allow-list.
+//! Per-route handshake policy that is not authentication: subprotocol choice,
+//! the Origin allow-list and permessage-deflate.
 //!
 //! Owns the pure decisions. It must never look at sockets or connection state.
 
 use crate::config::RouteConfig;
+use crate::core::deflate::{negotiate, DeflateParams, DeflatePolicy};
+use crate::core::extensions::ExtensionOffer;
 
 /// The subprotocol outcome of a handshake.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,6 +16,16 @@ pub enum ProtocolChoice {
     None,
     /// The route requires one and the client offered none it speaks.
     Refused,
+}
+
+/// The permessage-deflate parameters to answer with, by the route's
+/// `compression`; `None` declines every offer (the connection goes on without).
+pub fn choose_compression(route: &RouteConfig, offers: &[ExtensionOffer]) -> Option<DeflateParams> {
+    let policy = DeflatePolicy {
+        mode: route.compression.mode,
+        window_bits: route.compression.settings.window_bits,
+    };
+    negotiate(offers, &policy)
 }
 
 /// Picks the first subprotocol in the client's list that the route speaks.

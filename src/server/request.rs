@@ -8,8 +8,9 @@
 use log::debug;
 
 use crate::app::{Admission, Peer, Rejection};
+use crate::core::deflate::PerMessageDeflate;
 use crate::core::http::write_error_response;
-use crate::core::{write_accept_response, Request, Upgrade, WebSocket};
+use crate::core::{write_accept_response, Request, Role, Upgrade, WebSocket};
 use crate::server::connection::{Conn, ConnState, Session, Shared};
 use crate::server::deadlines::Deadline;
 
@@ -77,10 +78,26 @@ impl Conn {
             }
         };
         let protocol = accepted.protocol.as_deref();
+        let mut ws = WebSocket::server(sh.settings.ws_limits);
+        let mut extensions = None;
+        if let Some(params) = &accepted.deflate {
+            let compression = &accepted.route.config.compression;
+            ws = ws.with_deflate(PerMessageDeflate::new(
+                Role::Server,
+                params,
+                compression.settings,
+                compression.threshold,
+            ));
+            extensions = Some(params.response_header());
+        }
+        let headers: &[(&str, &str)] = match &extensions {
+            Some(answer) => &[("Sec-WebSocket-Extensions", answer)],
+            None => &[],
+        };
         self.outbox
-            .append(|out| write_accept_response(out, upgrade, protocol, &[]));
+            .append(|out| write_accept_response(out, upgrade, protocol, headers));
         self.state = ConnState::WebSocket(Session {
-            ws: WebSocket::server(sh.settings.ws_limits),
+            ws,
             route: accepted.route,
             slot,
         });
@@ -91,7 +108,7 @@ impl Conn {
         }
         sh.stats.handshakes += 1;
         debug!(
-            "conn {}: upgraded on {}{}{}",
+            "conn {}: upgraded on {}{}{}{}",
             self.id,
             // Never the query: it may carry a ticket.
             request.path(),
@@ -101,7 +118,8 @@ impl Conn {
             accepted
                 .user
                 .map(|u| format!(" user {u}"))
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            extensions.map(|e| format!(" with {e}")).unwrap_or_default()
         );
         // What the handler asked for on opening goes out after the 101.
         self.carry_out_effects(sh);
