@@ -17,9 +17,10 @@ use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
+use crate::core::deflate::{DeflateSettings, PerMessageDeflate};
 use crate::core::{
     Accepted, ClientHandshake, CloseCode, CloseFrame, Event, HandshakeError, Limits, Message,
-    MessageKind, NotOpen, ProtocolError, State, WebSocket,
+    MessageKind, NotOpen, ProtocolError, Role, State, WebSocket,
 };
 
 use super::link::Link;
@@ -42,6 +43,9 @@ pub struct ConnectSpec {
     pub nodelay: bool,
     /// For `wss://` URLs: the TLS settings (trusted roots, or `--insecure`).
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Offer permessage-deflate (as browsers do: `client_max_window_bits`, with
+    /// context takeover) and compress every message once it is accepted.
+    pub deflate: bool,
 }
 
 impl ConnectSpec {
@@ -55,6 +59,7 @@ impl ConnectSpec {
             limits: Limits::default(),
             nodelay: true,
             tls: None,
+            deflate: false,
         }
     }
 }
@@ -252,7 +257,10 @@ impl Connection {
         };
         let mut key = [0u8; 16];
         random_bytes(&mut key).map_err(ConnError::Io)?;
-        let handshake = ClientHandshake::new(key, spec.protocols.clone());
+        let mut handshake = ClientHandshake::new(key, spec.protocols.clone());
+        if spec.deflate {
+            handshake = handshake.offer_deflate(false);
+        }
         let mut output = Vec::new();
         handshake.write_request(
             &mut output,
@@ -449,7 +457,16 @@ impl Connection {
                     self.input.drain(..n);
                     self.handshake = None;
                     self.phase = Phase::Open;
-                    self.ws = Some(WebSocket::client(self.limits, self.mask_seed));
+                    let mut ws = WebSocket::client(self.limits, self.mask_seed);
+                    if let Some(params) = &accepted.deflate {
+                        ws = ws.with_deflate(PerMessageDeflate::new(
+                            Role::Client,
+                            params,
+                            DeflateSettings::default(),
+                            0,
+                        ));
+                    }
+                    self.ws = Some(ws);
                     self.events.push_back(ConnEvent::Open(accepted));
                 }
             }

@@ -155,6 +155,7 @@ fn session(args: &ConnectArgs) -> Result<Outcome, String> {
         spec.tls = Some(args.tls.client_config()?);
     }
     spec.protocols = args.protocols.clone();
+    spec.deflate = args.deflate;
     spec.headers = parse_headers(&args.headers)?;
     let connect_timeout = Duration::from_secs_f64(args.connect_timeout.clamp(0.001, 3600.0));
     let close_timeout = Duration::from_secs_f64(args.close_timeout.clamp(0.001, 3600.0));
@@ -224,9 +225,16 @@ fn session(args: &ConnectArgs) -> Result<Outcome, String> {
             match ev {
                 ConnEvent::Open(accepted) => {
                     opened = true;
-                    match &accepted.protocol {
-                        Some(p) => eprintln!("connected to {} (subprotocol {p})", args.url),
-                        None => eprintln!("connected to {}", args.url),
+                    let mut with = Vec::new();
+                    if let Some(p) = &accepted.protocol {
+                        with.push(format!("subprotocol {p}"));
+                    }
+                    if let Some(d) = &accepted.deflate {
+                        with.push(d.response_header());
+                    }
+                    match with.is_empty() {
+                        true => eprintln!("connected to {}", args.url),
+                        false => eprintln!("connected to {} ({})", args.url, with.join(", ")),
                     }
                 }
                 ConnEvent::Message(m) => {

@@ -26,6 +26,10 @@ pub struct ConnectArgs {
     /// Offer this subprotocol (repeatable).
     #[arg(long = "protocol", value_name = "P")]
     pub protocols: Vec<String>,
+    /// Offer permessage-deflate (as browsers do) and compress what is sent once
+    /// the server accepts it.
+    #[arg(long)]
+    pub deflate: bool,
     /// Send this extra request header, e.g. 'Origin: http://x' (repeatable).
     #[arg(long = "header", value_name = "'K: V'")]
     pub headers: Vec<String>,

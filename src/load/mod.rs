@@ -70,6 +70,10 @@ pub struct CommonArgs {
     /// ephemeral range, ip_local_port_range).
     #[arg(long, value_name = "LO-HI", value_parser = parse_port_range)]
     pub local_ports: Option<(u16, u16)>,
+    /// Offer permessage-deflate on every connection (as browsers do) and
+    /// compress every message sent once the server accepts it.
+    #[arg(long)]
+    pub deflate: bool,
     #[command(flatten)]
     pub tls: crate::client::TlsArgs,
 }
@@ -143,6 +147,7 @@ pub fn connect_spec(url: &str, common: &CommonArgs) -> Result<ConnectSpec, Strin
     if secure {
         spec.tls = Some(common.tls.client_config()?);
     }
+    spec.deflate = common.deflate;
     spec.source = common.source_ip.or_else(|| {
         let lo = addr.ip().is_loopback() && !common.kernel_ports;
         lo.then_some(match addr {

@@ -159,6 +159,15 @@ pub fn run_parent(
         if args.common.kernel_ports {
             cmd.arg("--kernel-ports");
         }
+        if args.common.deflate {
+            cmd.arg("--deflate");
+        }
+        if args.common.tls.insecure {
+            cmd.arg("--insecure");
+        }
+        if let Some(ca) = &args.common.tls.ca {
+            cmd.arg("--ca").arg(ca);
+        }
         if let Some((lo, hi)) = args.common.local_ports {
             cmd.args(["--local-ports", &format!("{lo}-{hi}")]);
         }
