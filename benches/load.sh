@@ -4,7 +4,12 @@
 # generator to different cores with taskset, runs every scenario RUNS times on a
 # fresh server and prints medians: our figure, the peer's, and the ratio.
 #
-# Usage: benches/load.sh [scenario...]     scenarios: idle echo16 echo4k chat1k chat10k
+# Usage: benches/load.sh [scenario...]     scenarios: idle echo16 echo4k chat1k chat10k,
+#        and for permessage-deflate (run only when named): idle-deflate (idle with
+#        --deflate on a shared-compression route), deflate-shared, deflate-dedicated
+#        (echo of 1 KiB JSON-like text, wsd's default level 1 vs uWS's
+#        --deflate-shared / --deflate-dedicated, which use zlib's level 6), and
+#        deflate-shared-l6, deflate-dedicated-l6 (wsd at level 6 too).
 # Environment: RUNS (default 3), SERVER_CPU (0), LOAD_CPU (1), IDLE_N (19000),
 #              ECHO_SECS (5), HOLD_SECS (5), OUT (target/bench-load), SKIP_BUILD=1,
 #              BEFORE=/path/to/an/older/wsd (adds a "before" column: that binary runs
@@ -95,6 +100,24 @@ kind = "chat"
 max_members = 20000
 announce = false
 echo_to_sender = false
+[[route]]
+path = "/echo-shared"
+kind = "echo"
+compression = "shared"
+[[route]]
+path = "/echo-dedicated"
+kind = "echo"
+compression = "dedicated"
+[[route]]
+path = "/echo-shared-l6"
+kind = "echo"
+compression = "shared"
+compression_level = 6
+[[route]]
+path = "/echo-dedicated-l6"
+kind = "echo"
+compression = "dedicated"
+compression_level = 6
 EOF
 
 if [ "$TLS" = 1 ]; then
@@ -103,6 +126,7 @@ fi
 
 # --- servers -----------------------------------------------------------------
 SERVER_PID=
+PEER_FLAGS=() # per scenario: what uws_echo is started with
 start_server() { # wsd|before|peer
     PORT=$((PORT + 1))
     if [ "$1" = wsd ] || [ "$1" = before ]; then
@@ -114,9 +138,7 @@ start_server() { # wsd|before|peer
     elif [ "$PEER_KIND" = uws ]; then
         local tls=()
         [ "$TLS" = 1 ] && tls=(--tls "$OUT/cert.pem" "$OUT/key.pem")
-        local flags=()
-        [ "${2:-}" = broadcast ] && flags=(--broadcast)
-        taskset -c "$SERVER_CPU" "$PEER" "$PORT" "${flags[@]}" "${tls[@]}" >>"$OUT/server.log" 2>&1 &
+        taskset -c "$SERVER_CPU" "$PEER" "$PORT" "${PEER_FLAGS[@]}" "${tls[@]}" >>"$OUT/server.log" 2>&1 &
     else
         taskset -c "$SERVER_CPU" "$PEER" "127.0.0.1:$PORT" >>"$OUT/server.log" 2>&1 &
     fi
@@ -235,6 +257,19 @@ for s in "${SCENARIOS[@]}"; do
     idle)
         measure idle "wsd before peer" bytes_per_connection idle.handshakes_per_sec per_cpu_s:idle.successes idle.successes -- \
             rss --pid @PID@ idle --url @URL@/echo -n "$IDLE_N" --duration "$HOLD_SECS"
+        ;;
+    idle-deflate)
+        PEER_FLAGS=(--deflate-shared)
+        measure idle-deflate "wsd before peer" bytes_per_connection idle.handshakes_per_sec per_cpu_s:idle.successes idle.successes -- \
+            rss --pid @PID@ idle --url @URL@/echo-shared -n "$IDLE_N" --duration "$HOLD_SECS" --deflate
+        PEER_FLAGS=()
+        ;;
+    deflate-shared | deflate-dedicated | deflate-shared-l6 | deflate-dedicated-l6)
+        mode=${s#deflate-}
+        PEER_FLAGS=(--deflate-"${mode%-l6}")
+        measure "$s" "wsd before peer" messages_per_sec per_cpu_s:received latency.p99_us mismatches -- \
+            echo --url "@URL@/echo-$mode" -c 100 -p 16 -s 1024 --json-like --deflate --duration "$ECHO_SECS"
+        PEER_FLAGS=()
         ;;
     echo16)
         measure echo16 "wsd before peer" messages_per_sec per_cpu_s:received latency.p99_us mismatches -- \

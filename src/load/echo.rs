@@ -37,6 +37,11 @@ pub struct EchoArgs {
     /// Send binary messages (default: text).
     #[arg(long)]
     pub binary: bool,
+    /// Fill messages with JSON chat records (varied words, compressible the way
+    /// chat traffic is) instead of a short repeating pattern: what a
+    /// permessage-deflate benchmark should send.
+    #[arg(long)]
+    pub json_like: bool,
     /// Seconds of sending once every connection is open.
     #[arg(long, default_value_t = 5.0, value_name = "SECS")]
     pub duration: f64,
@@ -63,6 +68,40 @@ impl Payloads {
         let body = (0..size)
             .map(|i| b"abcdefghijklmnopqrstuvwxyz0123456789"[(i * 7 + i / 36) % 36])
             .collect();
+        Payloads { body }
+    }
+
+    /// Bodies of JSON chat records, e.g. `{"id":12,"user":"user-7","text":"the
+    /// quick ..."}`, with words drawn from a fixed list by a fixed-seed generator:
+    /// the same bytes every run, compressing about as well as chat traffic.
+    pub fn json_like(size: usize) -> Self {
+        const WORDS: [&str; 32] = [
+            "the", "server", "message", "hello", "room", "quick", "latency", "deploy", "green",
+            "socket", "review", "coffee", "merge", "build", "tonight", "release", "again",
+            "thanks", "meeting", "queue", "window", "frame", "client", "metrics", "memory", "idle",
+            "lunch", "done", "ok", "please", "check", "later",
+        ];
+        let mut state: u32 = 0x2545_f491;
+        let mut next = move |n: usize| {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (state >> 8) as usize % n
+        };
+        let mut body = Vec::with_capacity(size + 128);
+        let mut id = 1000;
+        while body.len() < size {
+            id += 1 + next(7);
+            let words: Vec<&str> = (0..4 + next(9)).map(|_| WORDS[next(WORDS.len())]).collect();
+            body.extend_from_slice(
+                format!(
+                    "{{\"id\":{id},\"user\":\"user-{}\",\"room\":\"lobby\",\"text\":\"{}\",\"ts\":{}}},",
+                    next(50),
+                    words.join(" "),
+                    1_700_000_000_000u64 + (id as u64) * 937
+                )
+                .as_bytes(),
+            );
+        }
+        body.truncate(size);
         Payloads { body }
     }
 
@@ -207,7 +246,11 @@ pub fn run(args: &EchoArgs) -> Result<bool, String> {
     let spec = connect_spec(&args.url, &args.common)?;
     let mut fleet: Fleet<EchoConn> = super::fleet(spec, &args.common)?;
     let mut run = Run {
-        payloads: Payloads::new(args.size),
+        payloads: if args.json_like {
+            Payloads::json_like(args.size)
+        } else {
+            Payloads::new(args.size)
+        },
         kind: if args.binary {
             MessageKind::Binary
         } else {
@@ -368,6 +411,21 @@ pub fn run(args: &EchoArgs) -> Result<bool, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_like_bodies_are_ascii_sized_repeatable_and_compress_like_chat() {
+        let a = Payloads::json_like(1024);
+        assert_eq!(a.size(), 1024);
+        assert!(a.body.is_ascii());
+        assert_eq!(a.body, Payloads::json_like(1024).body);
+        assert!(a.body.starts_with(b"{\"id\":"));
+        let mut c = flate2::Compress::new(flate2::Compression::new(1), false);
+        let mut out = Vec::with_capacity(2048);
+        c.compress_vec(&a.body, &mut out, flate2::FlushCompress::Sync)
+            .unwrap();
+        let ratio = a.size() as f64 / out.len() as f64;
+        assert!((2.0..6.0).contains(&ratio), "ratio {ratio:.2}");
+    }
 
     #[test]
     fn payload_carries_connection_and_sequence() {
