@@ -1,6 +1,7 @@
 //! Fuzz target: the WebSocket state machine after the handshake, both roles.
 //!
-//! The first input byte picks read sizes and limits; the rest is fed to a server
+//! The first input byte picks read sizes, limits and whether permessage-deflate
+//! is on (with or without context takeover); the rest is fed to a server
 //! and to a client the way the reactor does it: append what a read returned, loop
 //! `handle_read`/`poll_event`/`poll_transmit`, keep the unconsumed tail. Each run
 //! is done twice, with the whole input in one read and in pieces, and both must
@@ -11,8 +12,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use wsd::core::deflate::{DeflateParams, DeflateSettings, PerMessageDeflate};
 use wsd::core::frame::MAX_HEADER_LEN;
-use wsd::core::{CloseFrame, Event, Limits, MessageKind, ProtocolError, State, WebSocket};
+use wsd::core::{CloseFrame, Event, Limits, MessageKind, ProtocolError, Role, State, WebSocket};
 use wsd_fuzz::Splits;
 
 /// Small limits, picked by bits 2-3 of the seed byte, so that no declared length
@@ -36,10 +38,35 @@ enum Side {
     Client,
 }
 
-fn open(side: Side, limits: Limits) -> WebSocket {
-    match side {
-        Side::Server => WebSocket::server(limits),
-        Side::Client => WebSocket::client(limits, [0x5e; 32]),
+/// permessage-deflate, picked by bits 4-5 of the seed byte: off, without context
+/// takeover (the shared contexts), or with it (contexts of the connection's own).
+fn deflate_for(seed: u8) -> Option<DeflateParams> {
+    let takeover = match (seed >> 4) & 3 {
+        1 => false,
+        2 => true,
+        _ => return None,
+    };
+    Some(DeflateParams {
+        server_no_context_takeover: !takeover,
+        client_no_context_takeover: !takeover,
+        server_max_window_bits: None,
+        client_max_window_bits: None,
+    })
+}
+
+fn open(side: Side, limits: Limits, deflate: Option<DeflateParams>) -> WebSocket {
+    let (ws, role) = match side {
+        Side::Server => (WebSocket::server(limits), Role::Server),
+        Side::Client => (WebSocket::client(limits, [0x5e; 32]), Role::Client),
+    };
+    match deflate {
+        Some(params) => ws.with_deflate(PerMessageDeflate::new(
+            role,
+            &params,
+            DeflateSettings::default(),
+            0,
+        )),
+        None => ws,
     }
 }
 
@@ -59,9 +86,16 @@ fuzz_target!(|input: &[u8]| {
         return;
     };
     let limits = limits_for(seed);
+    let deflate = deflate_for(seed);
     for side in [Side::Server, Side::Client] {
-        let whole = run(side, limits, data, std::iter::once(data.len().max(1)));
-        let split = run(side, limits, data, Splits::new(seed));
+        let whole = run(
+            side,
+            limits,
+            deflate,
+            data,
+            std::iter::once(data.len().max(1)),
+        );
+        let split = run(side, limits, deflate, data, Splits::new(seed));
         assert_eq!(
             whole, split,
             "{side:?}: outcome depends on how the input was split"
@@ -73,8 +107,14 @@ fuzz_target!(|input: &[u8]| {
 });
 
 /// Feeds `data` in reads of the given sizes to a fresh connection.
-fn run(side: Side, limits: Limits, data: &[u8], reads: impl Iterator<Item = usize>) -> Outcome {
-    let mut ws = open(side, limits);
+fn run(
+    side: Side,
+    limits: Limits,
+    deflate: Option<DeflateParams>,
+    data: &[u8],
+    reads: impl Iterator<Item = usize>,
+) -> Outcome {
+    let mut ws = open(side, limits, deflate);
     let mut out = Outcome::default();
     let mut received: Vec<u8> = Vec::new();
     let mut rest = data;
@@ -177,7 +217,7 @@ fn check_replies(side: Side, outcome: &Outcome) {
         Side::Server => Side::Client,
         Side::Client => Side::Server,
     };
-    let mut peer = open(peer_side, Limits::default());
+    let mut peer = open(peer_side, Limits::default(), None);
     let mut replies = Outcome::default();
     let mut received = outcome.transmit.clone();
     if let Err(e) = drain(&mut peer, Limits::default(), &mut received, &mut replies) {
