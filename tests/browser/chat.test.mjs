@@ -134,6 +134,30 @@ test('two pages chat through wsd in a real browser', { timeout: TEST_MS }, async
       .waitFor();
     await bob.page.locator('#chat-member-count[data-count="2"]').waitFor({ state: 'attached' });
 
+    // The browser offered permessage-deflate and the shipped config's shared mode took it.
+    for (const { page } of [alice, bob]) {
+      const extensions = await page.evaluate(() => window.__chatSockets.at(-1).extensions);
+      assert.equal(
+        extensions,
+        'permessage-deflate; server_no_context_takeover; client_no_context_takeover',
+      );
+    }
+    // A message over the compression threshold (256 bytes) crosses compressed, intact.
+    const long = `${'a long line that compresses well; '.repeat(20)}${Math.random().toString(36).slice(2)}`;
+    await alice.page.fill('#chat-input', long);
+    await alice.page.press('#chat-input', 'Enter');
+    await bob.page
+      .locator('#chat-messages li[data-kind="message"] [data-role="text"]')
+      .filter({ hasText: long.slice(-8) })
+      .waitFor();
+    assert.equal(
+      await bob.page
+        .locator('#chat-messages li[data-kind="message"] [data-role="text"]')
+        .filter({ hasText: long.slice(-8) })
+        .textContent(),
+      long,
+    );
+
     // A message with markup in it crosses as text, never as markup.
     const nonce = Math.random().toString(36).slice(2, 10);
     const text = `hi bob <img src=x onerror="window.__pwned=1"> & "quotes" ${nonce}`;
