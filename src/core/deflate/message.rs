@@ -149,7 +149,11 @@ mod tests {
 
     #[test]
     fn a_bomb_stops_at_the_limit() {
-        let mut c = new_compressor(DeflateSettings::default()).unwrap();
+        let mut c = new_compressor(DeflateSettings {
+            level: 9,
+            ..DeflateSettings::default()
+        })
+        .unwrap();
         let mut wire = Vec::new();
         assert!(compress_message(&mut *c, &vec![0u8; 8 << 20], &mut wire));
         assert!(wire.len() < 16 << 10, "{} bytes", wire.len());
@@ -183,19 +187,22 @@ mod tests {
         let payload: Vec<u8> = (0..20_000u32)
             .flat_map(|i| format!("line {} of a log that repeats itself\n", i % 13).into_bytes())
             .collect();
-        let mut c = new_compressor(DeflateSettings {
-            window_bits: 8,
-            memory_level: 8,
-            level: 9,
-        })
-        .unwrap();
-        let mut wire = Vec::new();
-        assert!(compress_message(&mut *c, &payload, &mut wire));
-        assert!(wire.len() < payload.len() / 4);
-        let mut d8 = new_decompressor(8).unwrap();
-        assert_eq!(
-            inflate_message(&mut *d8, &wire, u64::MAX, true).unwrap(),
-            payload
-        );
+        for level in [1, 6, 9] {
+            let mut c = new_compressor(DeflateSettings {
+                window_bits: 8,
+                memory_level: 8,
+                level,
+            })
+            .unwrap();
+            let mut wire = Vec::new();
+            assert!(compress_message(&mut *c, &payload, &mut wire));
+            assert!(wire.len() < payload.len() / 3, "level {level}");
+            let mut d8 = new_decompressor(8).unwrap();
+            assert_eq!(
+                inflate_message(&mut *d8, &wire, u64::MAX, true).unwrap(),
+                payload,
+                "level {level}"
+            );
+        }
     }
 }

@@ -122,8 +122,9 @@ fn a_compression_bomb_is_closed_with_1009_at_the_limit() {
     sender
         .send(MessageKind::Binary, &vec![0u8; 64 << 20], &mut wire)
         .unwrap();
+    // Under the frame limit on the wire, 64 times the message limit inflated.
     assert!(
-        wire.len() < 128 << 10,
+        wire.len() < 1 << 20,
         "64 MiB of zeros: {} bytes",
         wire.len()
     );
