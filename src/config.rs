@@ -291,7 +291,7 @@ pub struct CompressionConfig {
     /// (1-9, default 8), `compression_level` (0-9, default 1).
     pub settings: DeflateSettings,
     /// `compression_threshold`: messages shorter than this many bytes are sent
-    /// uncompressed. Default 256.
+    /// uncompressed. 0-65535, default 256.
     pub threshold: usize,
 }
 
@@ -535,7 +535,11 @@ impl RouteTable {
                     d.settings.level,
                 )?,
             },
-            threshold: self.compression_threshold.unwrap_or(d.threshold),
+            threshold: match self.compression_threshold {
+                None => d.threshold,
+                Some(t) if t <= usize::from(u16::MAX) => t,
+                Some(t) => return Err(format!("`compression_threshold` = {t} is over 65535")),
+            },
         })
     }
 }
@@ -978,6 +982,68 @@ mod tests {
                 values: vec!["v".into()]
             }
         );
+    }
+
+    #[test]
+    fn compression_keys_are_typed_ranged_and_only_for_compressed_routes() {
+        let c = parse("[[route]]\npath = \"/d\"\nkind = \"echo\"\ncompression = \"dedicated\"\ncompression_window_bits = 9\ncompression_memory_level = 2\n").unwrap();
+        let z = c.routes[0].compression;
+        assert_eq!(z.mode, CompressionMode::Dedicated);
+        assert_eq!(
+            (
+                z.settings.window_bits,
+                z.settings.memory_level,
+                z.settings.level,
+                z.threshold
+            ),
+            (9, 2, 1, 256)
+        );
+        assert_eq!(
+            parse("[[route]]\npath = \"/o\"\nkind = \"echo\"\n")
+                .unwrap()
+                .routes[0]
+                .compression
+                .mode,
+            CompressionMode::Off
+        );
+        for (text, key, line, words) in [
+            (
+                "compression = \"shared\"\ncompression_window_bits = 8\n",
+                "compression_window_bits",
+                5,
+                "out of range 9-15",
+            ),
+            (
+                "compression = \"shared\"\ncompression_level = 10\n",
+                "compression_level",
+                5,
+                "out of range 0-9",
+            ),
+            (
+                "compression = \"shared\"\ncompression_threshold = 70000\n",
+                "compression_threshold",
+                5,
+                "over 65535",
+            ),
+            (
+                "compression_level = 3\n",
+                "compression_level",
+                4,
+                "compression = \"shared\" or \"dedicated\"",
+            ),
+            (
+                "compression = \"zstd\"\n",
+                "compression",
+                4,
+                "unknown variant",
+            ),
+        ] {
+            let text = format!("[[route]]\npath = \"/x\"\nkind = \"echo\"\n{text}");
+            let e = parse(&text).unwrap_err();
+            assert_eq!(e.key.as_deref(), Some(key), "{text}: {e}");
+            assert_eq!(e.line, Some(line), "{text}: {e}");
+            assert!(e.message.contains(words), "{text}: {e}");
+        }
     }
 
     #[test]

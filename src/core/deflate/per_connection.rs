@@ -28,8 +28,9 @@ pub struct PerMessageDeflate {
     receive_takeover: bool,
     /// The window the peer compresses with (9-15; a peer's 8 reads fine at 9).
     receive_bits: u8,
-    /// Messages shorter than this go out uncompressed.
-    threshold: u32,
+    /// Messages shorter than this go out uncompressed. 16 bits, so that the
+    /// whole struct is two words: it sits in every connection, negotiated or not.
+    threshold: u16,
     /// The contexts of the directions with takeover, once first used.
     own: Option<Box<OwnContexts>>,
 }
@@ -52,8 +53,8 @@ impl std::fmt::Debug for OwnContexts {
 impl PerMessageDeflate {
     /// The state for `role`'s end of a connection that agreed on `params`.
     /// `settings` are this side's compressor preferences (its window is lowered
-    /// to what the peer allows); messages under `threshold` bytes are sent as
-    /// they are.
+    /// to what the peer allows); messages under `threshold` bytes (at most
+    /// 65,535) are sent as they are.
     pub fn new(
         role: Role,
         params: &DeflateParams,
@@ -86,13 +87,13 @@ impl PerMessageDeflate {
             send_takeover: !send_nct,
             receive_takeover: !receive_nct,
             receive_bits: receive_bits.unwrap_or(15).clamp(9, 15),
-            threshold: u32::try_from(threshold).unwrap_or(u32::MAX),
+            threshold: u16::try_from(threshold).unwrap_or(u16::MAX),
             own: None,
         }
     }
 
     fn worth_compressing(&self, len: usize) -> bool {
-        len >= self.threshold as usize
+        len >= usize::from(self.threshold)
     }
 
     /// Compresses `payload` onto `out` if it is worth it; `false`: send it as
@@ -150,5 +151,16 @@ impl PerMessageDeflate {
     /// Whether this connection holds contexts of its own now.
     pub fn holds_contexts(&self) -> bool {
         self.own.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_state_every_connection_carries_is_two_words() {
+        // It sits inline in every WebSocket, negotiated or not: idle memory.
+        assert_eq!(std::mem::size_of::<Option<PerMessageDeflate>>(), 16);
     }
 }
