@@ -8,7 +8,8 @@
 #        and for permessage-deflate (run only when named): idle-deflate (idle with
 #        --deflate on a shared-compression route), deflate-shared, deflate-dedicated
 #        (echo of 1 KiB JSON-like text, wsd's default level 1 vs uWS's
-#        --deflate-shared / --deflate-dedicated, which use zlib's level 6), and
+#        --deflate-shared / --deflate-dedicated, which use zlib's level 6; wsd's
+#        dedicated routes use uWS's 4 KB preset, window 9 and memory level 2), and
 #        deflate-shared-l6, deflate-dedicated-l6 (wsd at level 6 too).
 # Environment: RUNS (default 3), SERVER_CPU (0), LOAD_CPU (1), IDLE_N (19000),
 #              ECHO_SECS (5), HOLD_SECS (5), OUT (target/bench-load), SKIP_BUILD=1,
@@ -108,6 +109,8 @@ compression = "shared"
 path = "/echo-dedicated"
 kind = "echo"
 compression = "dedicated"
+compression_window_bits = 9
+compression_memory_level = 2
 [[route]]
 path = "/echo-shared-l6"
 kind = "echo"
@@ -117,6 +120,8 @@ compression_level = 6
 path = "/echo-dedicated-l6"
 kind = "echo"
 compression = "dedicated"
+compression_window_bits = 9
+compression_memory_level = 2
 compression_level = 6
 EOF
 

@@ -53,11 +53,17 @@ pub struct EchoArgs {
 }
 
 /// Deterministic payloads: a 16-character hex header (connection id, sequence)
-/// over a fixed body, all ASCII so text and binary modes share it.
+/// over a body (the same one, or one of a pool chosen by sequence number), all
+/// ASCII so text and binary modes share it.
 #[derive(Debug, Clone)]
 pub struct Payloads {
-    body: Vec<u8>,
+    /// Message `seq` carries `bodies[seq % len]`; all have the same length.
+    bodies: Vec<Vec<u8>>,
 }
+
+/// How many distinct JSON-like bodies `--json-like` cycles through: 64 KiB of
+/// 1 KiB messages, so a repeat is never within a 32 KiB compression window.
+const JSON_LIKE_BODIES: usize = 64;
 
 /// The header is this long (when messages are shorter, its low-order digits,
 /// the sequence number's, are kept).
@@ -68,12 +74,15 @@ impl Payloads {
         let body = (0..size)
             .map(|i| b"abcdefghijklmnopqrstuvwxyz0123456789"[(i * 7 + i / 36) % 36])
             .collect();
-        Payloads { body }
+        Payloads { bodies: vec![body] }
     }
 
     /// Bodies of JSON chat records, e.g. `{"id":12,"user":"user-7","text":"the
     /// quick ..."}`, with words drawn from a fixed list by a fixed-seed generator:
-    /// the same bytes every run, compressing about as well as chat traffic.
+    /// the same bytes every run, compressing about as well as chat traffic. One
+    /// message differs from the next the way chat messages do (same vocabulary,
+    /// other words), so a compressor that keeps its context between messages
+    /// gets no whole-message repeats to feed on.
     pub fn json_like(size: usize) -> Self {
         const WORDS: [&str; 32] = [
             "the", "server", "message", "hello", "room", "quick", "latency", "deploy", "green",
@@ -86,12 +95,14 @@ impl Payloads {
             state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
             (state >> 8) as usize % n
         };
-        let mut body = Vec::with_capacity(size + 128);
         let mut id = 1000;
-        while body.len() < size {
-            id += 1 + next(7);
-            let words: Vec<&str> = (0..4 + next(9)).map(|_| WORDS[next(WORDS.len())]).collect();
-            body.extend_from_slice(
+        let mut bodies = Vec::with_capacity(JSON_LIKE_BODIES);
+        for _ in 0..JSON_LIKE_BODIES {
+            let mut body = Vec::with_capacity(size + 128);
+            while body.len() < size {
+                id += 1 + next(7);
+                let words: Vec<&str> = (0..4 + next(9)).map(|_| WORDS[next(WORDS.len())]).collect();
+                body.extend_from_slice(
                 format!(
                     "{{\"id\":{id},\"user\":\"user-{}\",\"room\":\"lobby\",\"text\":\"{}\",\"ts\":{}}},",
                     next(50),
@@ -100,13 +111,19 @@ impl Payloads {
                 )
                 .as_bytes(),
             );
+            }
+            body.truncate(size);
+            bodies.push(body);
         }
-        body.truncate(size);
-        Payloads { body }
+        Payloads { bodies }
     }
 
     pub fn size(&self) -> usize {
-        self.body.len()
+        self.bodies[0].len()
+    }
+
+    fn body(&self, seq: u64) -> &[u8] {
+        &self.bodies[(seq % self.bodies.len() as u64) as usize]
     }
 
     fn header(conn: u32, seq: u64) -> [u8; HEADER_LEN] {
@@ -121,17 +138,18 @@ impl Payloads {
     /// Writes message `seq` of connection `conn` into `out` (replacing its content).
     pub fn fill(&self, conn: u32, seq: u64, out: &mut Vec<u8>) {
         out.clear();
-        out.extend_from_slice(&self.body);
+        out.extend_from_slice(self.body(seq));
         let n = HEADER_LEN.min(out.len());
         out[..n].copy_from_slice(&Self::header(conn, seq)[HEADER_LEN - n..]);
     }
 
     /// Whether `data` is exactly message `seq` of connection `conn`.
     pub fn verify(&self, conn: u32, seq: u64, data: &[u8]) -> bool {
-        let n = HEADER_LEN.min(self.body.len());
-        data.len() == self.body.len()
+        let body = self.body(seq);
+        let n = HEADER_LEN.min(body.len());
+        data.len() == body.len()
             && data[..n] == Self::header(conn, seq)[HEADER_LEN - n..]
-            && data[n..] == self.body[n..]
+            && data[n..] == body[n..]
     }
 }
 
@@ -416,15 +434,26 @@ mod tests {
     fn json_like_bodies_are_ascii_sized_repeatable_and_compress_like_chat() {
         let a = Payloads::json_like(1024);
         assert_eq!(a.size(), 1024);
-        assert!(a.body.is_ascii());
-        assert_eq!(a.body, Payloads::json_like(1024).body);
-        assert!(a.body.starts_with(b"{\"id\":"));
-        let mut c = flate2::Compress::new(flate2::Compression::new(1), false);
-        let mut out = Vec::with_capacity(2048);
-        c.compress_vec(&a.body, &mut out, flate2::FlushCompress::Sync)
-            .unwrap();
-        let ratio = a.size() as f64 / out.len() as f64;
-        assert!((2.0..6.0).contains(&ratio), "ratio {ratio:.2}");
+        assert_eq!(a.bodies, Payloads::json_like(1024).bodies);
+        assert_eq!(a.bodies.len(), JSON_LIKE_BODIES);
+        for (i, body) in a.bodies.iter().enumerate() {
+            assert_eq!(body.len(), 1024);
+            assert!(body.is_ascii());
+            assert!(
+                i == 0 || *body != a.bodies[i - 1],
+                "consecutive bodies differ"
+            );
+            let mut c = flate2::Compress::new(flate2::Compression::new(1), false);
+            let mut out = Vec::with_capacity(2048);
+            c.compress_vec(body, &mut out, flate2::FlushCompress::Sync)
+                .unwrap();
+            let ratio = body.len() as f64 / out.len() as f64;
+            assert!((2.0..6.0).contains(&ratio), "ratio {ratio:.2}");
+        }
+        let (mut msg, mut other) = (Vec::new(), Vec::new());
+        a.fill(3, 7, &mut msg);
+        a.fill(3, 8, &mut other);
+        assert!(a.verify(3, 7, &msg) && !a.verify(3, 8, &msg) && a.verify(3, 8, &other));
     }
 
     #[test]
