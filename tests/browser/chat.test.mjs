@@ -231,7 +231,8 @@ test('two pages chat through wsd in a real browser', { timeout: TEST_MS }, async
       .locator('#chat-messages li[data-kind="message"]:not(.mine)')
       .filter({ hasText: reply })
       .waitFor();
-    assert.equal(await alice.page.locator('#chat-messages li[data-kind="message"]').count(), 2);
+    // Three messages on Alice's page: the long one, the one with markup, Bob's reply.
+    assert.equal(await alice.page.locator('#chat-messages li[data-kind="message"]').count(), 3);
 
     // The stranger leaves; Alice sees it by id.
     await bob.page.evaluate(() => window.__stranger.close());
