@@ -39,16 +39,21 @@ impl DeflateParams {
         if let Some(bits) = self.client_max_window_bits {
             params.push(("client_max_window_bits".to_owned(), Some(bits.to_string())));
         }
-        let mut out = String::new();
-        write_extension(
-            &mut out,
-            &ExtensionOffer {
-                name: PERMESSAGE_DEFLATE.to_owned(),
-                params,
-            },
-        );
-        out
+        deflate_header(params)
     }
+}
+
+/// A permessage-deflate extension with `params`, in the header's syntax.
+fn deflate_header(params: Vec<(String, Option<String>)>) -> String {
+    let mut out = String::new();
+    write_extension(
+        &mut out,
+        &ExtensionOffer {
+            name: PERMESSAGE_DEFLATE.to_owned(),
+            params,
+        },
+    );
+    out
 }
 
 /// How a route uses permessage-deflate.
@@ -192,15 +197,7 @@ pub fn client_offer(no_context_takeover: bool) -> String {
         params.push(("server_no_context_takeover".to_owned(), None));
         params.push(("client_no_context_takeover".to_owned(), None));
     }
-    let mut out = String::new();
-    write_extension(
-        &mut out,
-        &ExtensionOffer {
-            name: PERMESSAGE_DEFLATE.to_owned(),
-            params,
-        },
-    );
-    out
+    deflate_header(params)
 }
 
 /// Checks a server's answer to [`client_offer`]: exactly one permessage-deflate
