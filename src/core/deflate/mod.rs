@@ -12,6 +12,29 @@
 //!   context takeover.
 //! - `message`: one message through a context (tail, limits, UTF-8).
 //! - `backend` and `zlib`: the DEFLATE library behind two small traits.
+//!
+//! Embedding it: negotiate from the client's offers, answer with
+//! [`DeflateParams::response_header`], and hand the state to the connection.
+//!
+//! ```
+//! use wsd::core::deflate::{negotiate, CompressionMode, DeflatePolicy, DeflateSettings, PerMessageDeflate};
+//! use wsd::core::extensions::parse_extensions;
+//! use wsd::core::{Limits, MessageKind, Role, WebSocket};
+//!
+//! let offers = parse_extensions(["permessage-deflate; client_max_window_bits"]).unwrap();
+//! let policy = DeflatePolicy { mode: CompressionMode::Shared, window_bits: 15 };
+//! let params = negotiate(&offers, &policy).expect("an acceptable offer");
+//! assert_eq!(
+//!     params.response_header(),
+//!     "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+//! );
+//! let deflate = PerMessageDeflate::new(Role::Server, &params, DeflateSettings::default(), 256);
+//! let mut server = WebSocket::server(Limits::default()).with_deflate(deflate);
+//! let mut out = Vec::new();
+//! server.send(MessageKind::Text, "compress me ".repeat(50).as_bytes(), &mut out).unwrap();
+//! assert_eq!(out[0] & 0x40, 0x40, "RSV1: a compressed message");
+//! assert!(out.len() < 100, "600 bytes of text in {} on the wire", out.len());
+//! ```
 
 pub mod backend;
 mod message;
