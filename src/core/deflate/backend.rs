@@ -4,10 +4,15 @@
 //! Owns what permessage-deflate needs from a DEFLATE library and nothing more:
 //! window bits, memory level and level honoured, sync flushes, bounded output
 //! per call, reset. It must never know about frames, messages or limits
-//! (`deflate::message` does); swapping zlib for another library is a change
-//! to [`new_compressor`] and [`new_decompressor`] only.
+//! (`deflate::message` does); swapping a library is a change to the four
+//! constructors here only.
+//!
+//! Two libraries, by what a context costs where it lives: the reactor's shared
+//! contexts (one each, so memory is no concern) use zlib-ng for speed; a
+//! connection's own contexts (thousands) use stock zlib, whose memory follows
+//! the window bits and memory level.
 
-use crate::core::deflate::zlib::{ZlibCompressor, ZlibDecompressor};
+use crate::core::deflate::zlib::{ng, stock};
 
 /// How a compressor is built. Equal settings make identical output for the
 /// same input from a reset context, which is what lets fan-out share frames.
@@ -70,13 +75,25 @@ pub trait Decompressor {
     fn reset(&mut self);
 }
 
-/// A compressor with `settings`; `None` if the library could not allocate one
-/// (the caller then sends uncompressed, which is always allowed).
+/// A compressor for one connection's own context, with `settings`; `None` if
+/// the library could not allocate one (the caller then sends uncompressed,
+/// which is always allowed).
 pub fn new_compressor(settings: DeflateSettings) -> Option<Box<dyn Compressor>> {
-    ZlibCompressor::new(settings).map(|c| Box::new(c) as Box<dyn Compressor>)
+    stock::ZlibCompressor::new(settings).map(|c| Box::new(c) as Box<dyn Compressor>)
 }
 
-/// A decompressor for windows up to `window_bits` (8-15).
+/// A decompressor for one connection's own context, for windows up to
+/// `window_bits` (8-15).
 pub fn new_decompressor(window_bits: u8) -> Option<Box<dyn Decompressor>> {
-    ZlibDecompressor::new(window_bits).map(|d| Box::new(d) as Box<dyn Decompressor>)
+    stock::ZlibDecompressor::new(window_bits).map(|d| Box::new(d) as Box<dyn Decompressor>)
+}
+
+/// A compressor for the reactor's shared contexts: the faster library.
+pub fn new_shared_compressor(settings: DeflateSettings) -> Option<Box<dyn Compressor>> {
+    ng::ZlibCompressor::new(settings).map(|c| Box::new(c) as Box<dyn Compressor>)
+}
+
+/// The reactor's shared decompressor (windows up to `window_bits`).
+pub fn new_shared_decompressor(window_bits: u8) -> Option<Box<dyn Decompressor>> {
+    ng::ZlibDecompressor::new(window_bits).map(|d| Box::new(d) as Box<dyn Decompressor>)
 }

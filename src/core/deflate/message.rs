@@ -90,14 +90,37 @@ pub(crate) fn inflate_message(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::deflate::backend::{new_compressor, new_decompressor, DeflateSettings};
+    use crate::core::deflate::backend::{
+        new_compressor, new_decompressor, new_shared_compressor, new_shared_decompressor,
+        DeflateSettings,
+    };
 
-    fn round_trip(payload: &[u8], settings: DeflateSettings) -> Vec<u8> {
-        let mut c = new_compressor(settings).unwrap();
-        let mut d = new_decompressor(15).unwrap();
-        let mut wire = Vec::new();
-        assert!(compress_message(&mut *c, payload, &mut wire));
-        inflate_message(&mut *d, &wire, u64::MAX, false).unwrap()
+    type NewCompressor = fn(DeflateSettings) -> Option<Box<dyn Compressor>>;
+    type NewDecompressor = fn(u8) -> Option<Box<dyn Decompressor>>;
+
+    /// Both libraries: a connection's own contexts and the shared ones.
+    const BACKENDS: [(NewCompressor, NewDecompressor); 2] = [
+        (new_compressor, new_decompressor),
+        (new_shared_compressor, new_shared_decompressor),
+    ];
+
+    /// Compressed by one library, inflated by the other too.
+    fn round_trip(payload: &[u8], settings: DeflateSettings) {
+        for (new_c, _) in BACKENDS {
+            let mut wire = Vec::new();
+            assert!(compress_message(
+                &mut *new_c(settings).unwrap(),
+                payload,
+                &mut wire
+            ));
+            for (_, new_d) in BACKENDS {
+                let mut d = new_d(15).unwrap();
+                assert_eq!(
+                    inflate_message(&mut *d, &wire, u64::MAX, false).unwrap(),
+                    payload
+                );
+            }
+        }
     }
 
     #[test]
@@ -113,7 +136,7 @@ mod tests {
                     level,
                 };
                 for payload in [&b""[..], b"x", &text[..1000], &text] {
-                    assert_eq!(round_trip(payload, settings), payload);
+                    round_trip(payload, settings);
                 }
             }
         }
@@ -187,8 +210,8 @@ mod tests {
         let payload: Vec<u8> = (0..20_000u32)
             .flat_map(|i| format!("line {} of a log that repeats itself\n", i % 13).into_bytes())
             .collect();
-        for level in [1, 6, 9] {
-            let mut c = new_compressor(DeflateSettings {
+        for (level, (new_c, _)) in [1, 6, 9].into_iter().flat_map(|l| BACKENDS.map(|b| (l, b))) {
+            let mut c = new_c(DeflateSettings {
                 window_bits: 8,
                 memory_level: 8,
                 level,

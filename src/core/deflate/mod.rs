@@ -11,7 +11,8 @@
 //! - `shared`: the per-thread contexts shared by every connection without
 //!   context takeover.
 //! - `message`: one message through a context (tail, limits, UTF-8).
-//! - `backend` and `zlib`: the DEFLATE library behind two small traits.
+//! - `backend` and `zlib`: the DEFLATE libraries behind two small traits
+//!   (zlib-ng for the shared contexts, stock zlib for a connection's own).
 //!
 //! Embedding it: negotiate from the client's offers, answer with
 //! [`DeflateParams::response_header`], and hand the state to the connection.

@@ -10,7 +10,7 @@
 use std::cell::RefCell;
 
 use crate::core::deflate::backend::{
-    new_compressor, new_decompressor, Compressor, Decompressor, DeflateSettings,
+    new_shared_compressor, new_shared_decompressor, Compressor, Decompressor, DeflateSettings,
 };
 use crate::core::deflate::message::{compress_message, inflate_message};
 use crate::core::error::ProtocolError;
@@ -36,7 +36,7 @@ pub(crate) fn compress_shared(
     SHARED.with_borrow_mut(|shared| {
         let index = match shared.compressors.iter().position(|(s, _)| *s == settings) {
             Some(i) => i,
-            None => match new_compressor(settings) {
+            None => match new_shared_compressor(settings) {
                 Some(c) => {
                     shared.compressors.push((settings, c));
                     shared.compressors.len() - 1
@@ -59,7 +59,7 @@ pub(crate) fn inflate_shared(
 ) -> Result<Vec<u8>, ProtocolError> {
     SHARED.with_borrow_mut(|shared| {
         if shared.inflater.is_none() {
-            shared.inflater = new_decompressor(15);
+            shared.inflater = new_shared_decompressor(15);
         }
         let Some(inflater) = shared.inflater.as_mut() else {
             return Err(ProtocolError::CompressionUnavailable);
