@@ -8,6 +8,7 @@ pub mod app;
 pub mod client;
 pub mod config;
 pub mod core;
+pub mod histogram;
 pub mod load;
 pub mod logging;
 pub mod password;

@@ -15,8 +15,9 @@ use crate::client::ConnEvent;
 use crate::core::MessageKind;
 
 use super::fleet::{is_exhaustion, Fleet, Slot};
-use super::report::{fmt_count, Failures, Histogram, Latency};
+use super::report::{fmt_count, Failures};
 use super::{connect_spec, emit, per_sec, raise_fd_limit, secs, CommonArgs, Progress};
+use crate::histogram::{Histogram, Latency};
 
 /// Options of `wsd load broadcast`.
 #[derive(Debug, Clone, clap::Args)]

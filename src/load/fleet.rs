@@ -15,7 +15,8 @@ use mio::{Events, Poll, Token};
 use crate::client::connection::{ConnError, ConnEvent, ConnectSpec, Connection};
 use crate::core::CloseCode;
 
-use super::report::{Failures, Histogram};
+use super::report::Failures;
+use crate::histogram::Histogram;
 
 /// One connection and the load mode's state for it.
 #[derive(Debug)]

@@ -15,8 +15,9 @@ use serde::{Deserialize, Serialize};
 use crate::client::{ConnError, ConnEvent};
 
 use super::fleet::{Fleet, Slot};
-use super::report::{fmt_count, Failures, Histogram, Latency};
+use super::report::{fmt_count, Failures};
 use super::{connect_spec, per_sec, raise_fd_limit, secs, to_json, CommonArgs, Progress};
+use crate::histogram::{Histogram, Latency};
 
 /// Options of `wsd load idle`.
 #[derive(Debug, Clone, clap::Args)]
