@@ -242,6 +242,8 @@ pub enum RouteKind {
     Echo,
     /// Every message goes to every member of the same room.
     Chat(ChatConfig),
+    /// One JSON snapshot of the server per second to every watcher.
+    Status,
 }
 
 impl RouteKind {
@@ -250,6 +252,7 @@ impl RouteKind {
         match self {
             RouteKind::Echo => "echo",
             RouteKind::Chat(_) => "chat",
+            RouteKind::Status => "status",
         }
     }
 }
@@ -375,6 +378,7 @@ fn default_compression() -> CompressionName {
 enum KindName {
     Echo,
     Chat,
+    Status,
 }
 
 #[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -410,6 +414,10 @@ impl RouteTable {
             KindName::Echo => {
                 only_for(&chat_keys, "kind = \"chat\"")?;
                 RouteKind::Echo
+            }
+            KindName::Status => {
+                only_for(&chat_keys, "kind = \"chat\"")?;
+                RouteKind::Status
             }
             KindName::Chat => {
                 let d = ChatConfig::default();
@@ -958,6 +966,19 @@ mod tests {
             "the echo route's line, not the chat route's: {e}"
         );
         assert!(e.message.contains("kind = \"chat\""), "{e}");
+    }
+
+    #[test]
+    fn a_status_route_takes_policy_keys_but_no_chat_keys() {
+        let c = parse("[[route]]\npath = \"/status\"\nkind = \"status\"\nauth = \"ticket\"\ntickets = [\"t\"]\n").unwrap();
+        assert_eq!(c.routes[0].kind, RouteKind::Status);
+        let e = parse("[[route]]\npath = \"/status\"\nkind = \"status\"\nannounce = false\n")
+            .unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(4), Some("announce")),
+            "{e}"
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::app::handler::{ConnKey, Effects, Peer, RouteHandler, Slot, Topic};
 use crate::app::rooms::Rooms;
+use crate::app::status::Census;
 use crate::app::{query_param, Rejection};
 use crate::config::ChatConfig;
 use crate::core::{Message, MessageKind, Request};
@@ -120,6 +121,14 @@ impl RouteHandler for Chat {
 
     fn subscribers(&self, room: Topic, deliver: &mut dyn FnMut(&[ConnKey])) {
         deliver(self.rooms.borrow().members(room));
+    }
+
+    fn census(&self) -> Census {
+        let rooms = self.rooms.borrow();
+        Census {
+            rooms: rooms.room_count() as u64,
+            members: rooms.member_count() as u64,
+        }
     }
 }
 

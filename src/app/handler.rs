@@ -10,6 +10,7 @@
 use std::fmt;
 use std::rc::Rc;
 
+use crate::app::status::{Census, ServerStatus};
 use crate::app::Rejection;
 use crate::core::{CloseCode, Message, Request};
 
@@ -52,6 +53,26 @@ pub trait RouteHandler: fmt::Debug {
     /// list is lent, never copied, however large the room.
     fn subscribers(&self, topic: Topic, deliver: &mut dyn FnMut(&[ConnKey])) {
         let _ = (topic, deliver);
+    }
+
+    /// The rooms and members this route holds, for status snapshots.
+    fn census(&self) -> Census {
+        Census::default()
+    }
+
+    /// Whether this route wants a [`ServerStatus`] now (someone is watching).
+    /// Asked about once a second, and only of routes that show the status;
+    /// when no route wants one, the server builds none.
+    fn wants_status(&self) -> bool {
+        false
+    }
+
+    /// The server's status, about once a second while [`wants_status`] holds;
+    /// the handler publishes it. Effects may address only its topics.
+    ///
+    /// [`wants_status`]: RouteHandler::wants_status
+    fn status(&self, status: &ServerStatus, fx: &mut Effects) {
+        let _ = (status, fx);
     }
 }
 

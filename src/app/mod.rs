@@ -1,6 +1,6 @@
 //! What `wsd` does with requests and messages: the route table, the per-route
 //! handshake policy (route, Origin, authentication, subprotocol), plain HTTP, and
-//! one [`RouteHandler`] per route kind (`echo.rs`, `chat.rs`).
+//! one [`RouteHandler`] per route kind (`echo.rs`, `chat.rs`, `status.rs`).
 //!
 //! Owns decisions only. It sees requests, whole messages and connection keys, and
 //! must never touch a socket: the server carries out the effects handlers return.
@@ -14,6 +14,7 @@ pub mod handler;
 pub mod policy;
 pub mod rooms;
 pub mod static_files;
+pub mod status;
 
 use std::rc::Rc;
 
@@ -39,6 +40,7 @@ impl Route {
         let handler: Rc<dyn RouteHandler> = match &config.kind {
             RouteKind::Echo => Rc::new(echo::Echo),
             RouteKind::Chat(chat) => Rc::new(chat::Chat::new(chat.clone())),
+            RouteKind::Status => Rc::new(status::Status::default()),
         };
         Route { config, handler }
     }
@@ -116,6 +118,19 @@ impl App {
             users: config.users.clone(),
             static_files,
         })
+    }
+
+    /// Every WebSocket route, in config order.
+    pub fn routes(&self) -> &[Rc<Route>] {
+        &self.routes
+    }
+
+    /// Whether any route shows the server's status (the server then offers a
+    /// snapshot about once a second to those whose handlers want one).
+    pub fn shows_status(&self) -> bool {
+        self.routes
+            .iter()
+            .any(|r| matches!(r.config.kind, RouteKind::Status))
     }
 
     fn find_route(&self, path: &str) -> Option<&Rc<Route>> {

@@ -97,6 +97,11 @@ impl Rooms {
     pub fn room_count(&self) -> usize {
         self.rooms.len()
     }
+
+    /// Members over every room (one pass over the rooms).
+    pub fn member_count(&self) -> usize {
+        self.rooms.iter().map(|(_, r)| r.members.len()).sum()
+    }
 }
 
 #[cfg(test)]
@@ -122,6 +127,7 @@ mod tests {
         assert_eq!(rooms.join("a", 3, 2, 2), Err(JoinError::RoomFull));
         rooms.join("b", 4, 2, 2).unwrap();
         assert_eq!(rooms.join("c", 5, 2, 2), Err(JoinError::TooManyRooms));
+        assert_eq!((rooms.room_count(), rooms.member_count()), (2, 3));
     }
 
     #[test]

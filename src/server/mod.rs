@@ -16,6 +16,7 @@ mod request;
 pub mod session;
 pub mod settings;
 pub mod stats;
+pub mod status_probe;
 pub mod timers;
 pub mod tls;
 pub mod token;

@@ -3,11 +3,12 @@
 //! and shut down gracefully on a signal.
 //!
 //! Owns the sources (listeners, signals, the slab of connections), the timer
-//! wheel, SIGHUP's certificate reload, and the end of every connection: drivers report [`Verdict::Done`] and
+//! wheel, the once-a-second status offer (`status_probe.rs` measures), SIGHUP's certificate reload, and the end of every connection: drivers report [`Verdict::Done`] and
 //! only [`Reactor::remove`] removes. It must never parse bytes, decide policy or
 //! name a route kind; it never blocks (every wait is a poll with a timeout).
 
 use std::io;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,6 +30,7 @@ use crate::server::listener::Listener;
 use crate::server::session::Delivery;
 use crate::server::settings::Settings;
 use crate::server::stats::Stats;
+use crate::server::status_probe::StatusProbe;
 use crate::server::timers::{Tick, TimerWheel, TICK};
 use crate::server::token::Source;
 use crate::server::transport::Transport;
@@ -55,6 +57,8 @@ pub struct Reactor {
     accept_log: LogLimiter,
     /// Where the TLS certificates come from, for SIGHUP.
     tls_source: Option<TlsConfig>,
+    /// Present only when a route shows the server's status.
+    status: Option<StatusProbe>,
 }
 
 impl Reactor {
@@ -80,6 +84,7 @@ impl Reactor {
         let settings = Settings::new(config, max_connections);
         let peer_log = LogLimiter::new(10, TimerWheel::ticks_for(Duration::from_secs(1)));
         let rbuf_len = config.limits.max_request_bytes + READ_CHUNK;
+        let status = app.shows_status().then(|| StatusProbe::new(Instant::now()));
         Ok(Reactor {
             poll,
             listeners,
@@ -95,6 +100,7 @@ impl Reactor {
             shutdown_deadline: None,
             accept_log: LogLimiter::new(1, TimerWheel::ticks_for(Duration::from_secs(10))),
             tls_source: config.tls.clone(),
+            status,
         })
     }
 
@@ -109,7 +115,8 @@ impl Reactor {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
-            self.shared.now = self.wheel.tick_of(Instant::now());
+            let turn_start = Instant::now();
+            self.shared.now = self.wheel.tick_of(turn_start);
             for event in events.iter() {
                 match Source::of(event.token()) {
                     Source::Signals => self.handle_signals(),
@@ -127,8 +134,12 @@ impl Reactor {
             }
             self.fire_timers();
             self.resume_accepting();
+            self.offer_status(turn_start);
             while let Some(key) = self.to_flush.pop() {
                 self.flush(key);
+            }
+            if let Some(probe) = self.status.as_mut().filter(|p| p.timing_turns()) {
+                probe.record_turn(turn_start.elapsed());
             }
             if let Some(deadline) = self.shutdown_deadline {
                 if self.conns.is_empty() || self.shared.now >= deadline {
@@ -146,11 +157,54 @@ impl Reactor {
     }
 
     fn poll_timeout(&self) -> Option<Duration> {
-        match self.wheel.poll_timeout(Instant::now()) {
+        let now = Instant::now();
+        let timeout = match self.wheel.poll_timeout(now) {
             Some(t) => Some(t),
             None if self.accept_paused_until != 0 || self.shutdown_deadline.is_some() => Some(TICK),
             None => None,
+        };
+        match &self.status {
+            Some(probe) => {
+                let until_status = probe.next_due().saturating_duration_since(now);
+                Some(timeout.map_or(until_status, |t| t.min(until_status)))
+            }
+            None => timeout,
         }
+    }
+
+    /// Once a second on a config with a status route: if any such route has
+    /// watchers, builds one snapshot and hands it to each that wants it; the
+    /// fan-out queues the frames for this turn's flush.
+    fn offer_status(&mut self, now: Instant) {
+        let Some(probe) = self.status.as_mut() else {
+            return;
+        };
+        if !probe.due(now) {
+            return;
+        }
+        let wanting: Vec<_> = self
+            .shared
+            .app
+            .routes()
+            .iter()
+            .filter(|r| r.handler.wants_status())
+            .map(|r| Rc::clone(&r.handler))
+            .collect();
+        if wanting.is_empty() {
+            probe.unwatched(now, &self.shared.stats);
+            return;
+        }
+        let snapshot = probe.snapshot(
+            now,
+            &self.shared.stats,
+            self.conns.iter().map(|(_, c)| c),
+            self.shared.app.routes(),
+        );
+        for handler in &wanting {
+            self.shared.fx.set_origin(None, handler);
+            handler.status(&snapshot, &mut self.shared.fx);
+        }
+        self.fan_out();
     }
 
     // ---- driving connections ----
