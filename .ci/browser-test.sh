@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# .ci/browser-test.sh: runs the real-browser chat test (tests/browser/) against the release
+# .ci/browser-test.sh: runs the real-browser tests (tests/browser/: the chat page, and the
+# status page under a small `wsd load`) against the release
 # binary, over http/ws and then over https/wss. Installs what is missing (Debian's
 # chromium, the test's npm packages), makes a throwaway certificate, starts
 # target/release/wsd on free loopback ports (plain and TLS) from the repository root, runs
@@ -109,17 +110,19 @@ fi
 
 # ---- the test ---------------------------------------------------------------------------
 status=0
-WSD_URL="http://$ADDR" timeout 120 node --test tests/browser/ || status=$?
+export WSD_LOAD_BIN="$WSD" # the status test runs a small load with it
+WSD_URL="http://$ADDR" timeout 180 node --test tests/browser/ || status=$?
 if [ "$status" -eq 0 ]; then
   log "the same over https:// and wss://"
   WSD_URL="https://$TLS_ADDR" SCREENSHOT="$OUT/chat-https.png" \
-    timeout 120 node --test tests/browser/ || status=$?
+    STATUS_SCREENSHOT="$OUT/status-https.png" \
+    timeout 180 node --test tests/browser/ || status=$?
 fi
 
 if [ "$status" -ne 0 ]; then
   log "test failed ($status); last lines of the wsd log:"
   tail -n 40 "$OUT/wsd.log" >&2 || true
 else
-  log "screenshot: ${SCREENSHOT:-tests/browser/out/chat.png}"
+  log "screenshots: tests/browser/out/chat.png, tests/browser/out/status.png (and -https)"
 fi
 exit "$status"

@@ -161,6 +161,15 @@
     if (!fig) return;
     let svg = fig.querySelector('svg');
     if (!svg) {
+      const legend = document.createElement('div');
+      legend.className = 'legend';
+      series.forEach(([, title], i) => {
+        const item = document.createElement('span');
+        item.className = `key k${i}`;
+        item.textContent = title;
+        legend.appendChild(item);
+      });
+      fig.appendChild(legend);
       svg = svgEl('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img' });
       fig.appendChild(svg);
     }
