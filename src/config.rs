@@ -33,6 +33,20 @@ pub struct Config {
     pub users: Vec<UserConfig>,
     /// Certificates for `listen_tls`.
     pub tls: Option<TlsConfig>,
+    /// The metrics and health listener.
+    pub metrics: MetricsConfig,
+}
+
+/// The `[metrics]` table: a separate plain-HTTP listener in the same loop for
+/// `GET /metrics` (Prometheus text format), `/healthz` and `/readyz`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Where to listen; absent: no metrics listener.
+    pub listen: Option<ListenAddr>,
+    /// Also answer `/healthz` and `/readyz` on the main listeners (before
+    /// static files). Default false.
+    pub health_on_main: bool,
 }
 
 /// The `[tls]` table: the default certificate chain and key (PEM files), and
@@ -146,6 +160,10 @@ pub struct TimeoutsConfig {
     /// On SIGINT/SIGTERM, wait at most this for peers to answer our closes. Default "5s".
     #[serde(deserialize_with = "duration")]
     pub shutdown: Duration,
+    /// On SIGINT/SIGTERM, keep accepting this long with `/readyz` answering
+    /// 503, so a load balancer stops sending new clients first. Default "0s".
+    #[serde(deserialize_with = "duration")]
+    pub drain_delay: Duration,
 }
 
 impl Default for TimeoutsConfig {
@@ -156,6 +174,7 @@ impl Default for TimeoutsConfig {
             ping_timeout: Duration::from_secs(10),
             close: Duration::from_secs(5),
             shutdown: Duration::from_secs(5),
+            drain_delay: Duration::ZERO,
         }
     }
 }
@@ -966,6 +985,22 @@ mod tests {
             "the echo route's line, not the chat route's: {e}"
         );
         assert!(e.message.contains("kind = \"chat\""), "{e}");
+    }
+
+    #[test]
+    fn the_metrics_table_is_typed_and_its_mistakes_named() {
+        let c = parse("[metrics]\nlisten = \"127.0.0.1:9100\"\nhealth_on_main = true\n[timeouts]\ndrain_delay = \"2s\"\n").unwrap();
+        assert_eq!(
+            c.metrics.listen.map(|a| a.0),
+            Some("127.0.0.1:9100".parse().unwrap())
+        );
+        assert!(c.metrics.health_on_main);
+        assert_eq!(c.timeouts.drain_delay, Duration::from_secs(2));
+        assert_eq!(parse("").unwrap().metrics.listen.map(|a| a.0), None);
+        let e = parse("[metrics]\nlisten = \"127.0.0.1:9100\"\npath = \"/m\"\n").unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (Some(3), Some("path")), "{e}");
+        let e = parse("[metrics]\nlisten = \"localhost\"\n").unwrap_err();
+        assert_eq!(e.line, Some(2), "{e}");
     }
 
     #[test]

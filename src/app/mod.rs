@@ -16,6 +16,7 @@ pub mod rooms;
 pub mod static_files;
 pub mod status;
 
+use std::cell::Cell;
 use std::rc::Rc;
 
 use crate::config::{AuthConfig, Config, RouteConfig, RouteKind, UserConfig};
@@ -33,6 +34,40 @@ use static_files::{HttpReply, StaticFiles};
 pub struct Route {
     pub config: RouteConfig,
     pub handler: Rc<dyn RouteHandler>,
+    /// What the server counted on this route (for `/metrics`).
+    pub traffic: RouteTraffic,
+}
+
+/// A route's counters, kept by the server as it carries out the route's
+/// traffic: plain cells, as everything in the one loop is single-threaded.
+#[derive(Debug, Default)]
+pub struct RouteTraffic {
+    /// Open WebSockets on the route.
+    pub open: Cell<u64>,
+    pub messages_in: Cell<u64>,
+    pub messages_out: Cell<u64>,
+    /// Message payload bytes (after inflating, before compressing).
+    pub payload_bytes_in: Cell<u64>,
+    pub payload_bytes_out: Cell<u64>,
+}
+
+impl RouteTraffic {
+    /// One message of `len` bytes arrived.
+    pub fn received(&self, len: usize) {
+        bump(&self.messages_in, 1);
+        bump(&self.payload_bytes_in, len as u64);
+    }
+
+    /// One message of `len` bytes was queued for a connection.
+    pub fn sent(&self, len: usize) {
+        bump(&self.messages_out, 1);
+        bump(&self.payload_bytes_out, len as u64);
+    }
+}
+
+/// Adds `n` to a counter cell.
+pub fn bump(cell: &Cell<u64>, n: u64) {
+    cell.set(cell.get().wrapping_add(n));
 }
 
 impl Route {
@@ -42,7 +77,11 @@ impl Route {
             RouteKind::Chat(chat) => Rc::new(chat::Chat::new(chat.clone())),
             RouteKind::Status => Rc::new(status::Status::default()),
         };
-        Route { config, handler }
+        Route {
+            config,
+            handler,
+            traffic: RouteTraffic::default(),
+        }
     }
 }
 
@@ -76,17 +115,54 @@ pub struct Accepted {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
     pub status: u16,
+    /// Which rule refused, for the counters.
+    pub cause: RefusalCause,
     pub headers: Vec<(&'static str, String)>,
     pub body: String,
     /// Why, for the log. Never contains a secret.
     pub reason: String,
 }
 
+/// Which rule refused an upgrade.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalCause {
+    /// No WebSocket route at the path (404).
+    NoRoute,
+    /// The Origin is not allowed (403).
+    Origin,
+    /// Authentication missing or refused (401/403).
+    Auth,
+    /// None of the route's required subprotocols (400).
+    Protocol,
+    /// The route's handler refused (e.g. a full room).
+    Route,
+}
+
+impl RefusalCause {
+    /// The cause as a metrics label.
+    pub fn label(self) -> &'static str {
+        match self {
+            RefusalCause::NoRoute => "no_route",
+            RefusalCause::Origin => "origin",
+            RefusalCause::Auth => "auth",
+            RefusalCause::Protocol => "protocol",
+            RefusalCause::Route => "route",
+        }
+    }
+}
+
 impl Rejection {
+    /// A refusal by a route's handler.
     pub fn new(status: u16, body: impl Into<String>) -> Rejection {
+        Rejection::by(RefusalCause::Route, status, body)
+    }
+
+    /// A refusal by `cause`.
+    pub fn by(cause: RefusalCause, status: u16, body: impl Into<String>) -> Rejection {
         let body = body.into();
         Rejection {
             status,
+            cause,
             headers: Vec::new(),
             reason: body.clone(),
             body,
@@ -143,7 +219,8 @@ impl App {
     /// word when it opens the connection.
     pub fn admit(&self, request: &Request, upgrade: &Upgrade) -> Admission {
         let Some(route) = self.find_route(request.path()) else {
-            return Admission::Reject(Rejection::new(
+            return Admission::Reject(Rejection::by(
+                RefusalCause::NoRoute,
                 404,
                 format!("no WebSocket route at {}", request.path()),
             ));
@@ -151,7 +228,7 @@ impl App {
         let config = &route.config;
         let origin = request.header("Origin");
         if !origin_allowed(config, origin) {
-            let mut r = Rejection::new(403, "origin not allowed");
+            let mut r = Rejection::by(RefusalCause::Origin, 403, "origin not allowed");
             r.reason = format!(
                 "origin {:?} not allowed on {}",
                 origin.unwrap_or("(none)"),
@@ -167,7 +244,8 @@ impl App {
             ProtocolChoice::Chosen(p) => Some(p),
             ProtocolChoice::None => None,
             ProtocolChoice::Refused => {
-                return Admission::Reject(Rejection::new(
+                return Admission::Reject(Rejection::by(
+                    RefusalCause::Protocol,
                     400,
                     format!(
                         "this route requires a subprotocol; supported: {}",
@@ -211,15 +289,17 @@ impl App {
 fn auth_rejection(route: &RouteConfig, failure: AuthFailure) -> Rejection {
     let mut r = match &route.auth {
         AuthConfig::Basic { realm } => {
-            let mut r = Rejection::new(401, "authentication required");
+            let mut r = Rejection::by(RefusalCause::Auth, 401, "authentication required");
             r.headers.push((
                 "WWW-Authenticate",
                 format!("Basic realm=\"{realm}\", charset=\"UTF-8\""),
             ));
             r
         }
-        _ if failure == AuthFailure::Missing => Rejection::new(401, "authentication required"),
-        _ => Rejection::new(403, "credential refused"),
+        _ if failure == AuthFailure::Missing => {
+            Rejection::by(RefusalCause::Auth, 401, "authentication required")
+        }
+        _ => Rejection::by(RefusalCause::Auth, 403, "credential refused"),
     };
     r.reason = format!("{} on {}", failure, route.path);
     r

@@ -76,6 +76,8 @@ pub struct Conn {
     pub read_paused: bool,
     /// In the reactor's list of connections to flush at the end of this turn.
     pub flush_queued: bool,
+    /// Accepted on the metrics listener: answered by `metrics.rs` only.
+    pub admin: bool,
 }
 
 impl Conn {
@@ -90,6 +92,7 @@ impl Conn {
             armed: 0,
             read_paused: false,
             flush_queued: false,
+            admin: false,
         }
     }
 
@@ -114,6 +117,8 @@ pub struct Shared {
     pub rbuf: Vec<u8>,
     /// What handlers asked for; publications wait here until the reactor fans them out.
     pub fx: Effects,
+    /// Draining after SIGTERM/SIGINT: `/readyz` answers 503.
+    pub draining: bool,
     peer_log: LogLimiter,
 }
 
@@ -126,6 +131,7 @@ impl Shared {
             now: 1,
             rbuf: vec![0; rbuf_len],
             fx: Effects::default(),
+            draining: false,
             peer_log,
         }
     }

@@ -92,6 +92,9 @@ impl Conn {
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => self.inbuf = tail,
                 Err(e) => {
+                    if self.transport.tls_handshaking() {
+                        sh.stats.tls_handshake_failures += 1;
+                    }
                     debug!("conn {}: read: {e}", self.id);
                     return Verdict::Done;
                 }
@@ -128,6 +131,7 @@ impl Conn {
                         Err(e) => {
                             self.outbox.append(|out| write_error_response(out, &e));
                             sh.stats.handshake_failures += 1;
+                            sh.stats.bad_requests += 1;
                             let id = self.id;
                             sh.log_peer(format_args!(
                                 "conn {id}: bad request: {e} (answered {})",
@@ -362,6 +366,8 @@ enum Refill {
 
 /// Tells the session's handler that it is over, exactly once.
 fn session_ended(session: Session, peer: Peer, sh: &mut Shared) {
+    let open = &session.route.traffic.open;
+    open.set(open.get().saturating_sub(1));
     sh.fx.set_origin(None, &session.route.handler);
     session.route.handler.closed(peer, session.slot, &mut sh.fx);
     sh.fx.discard_own();

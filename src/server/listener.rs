@@ -28,4 +28,7 @@ pub fn bind(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
 pub struct Listener {
     pub socket: TcpListener,
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The `[metrics]` listener: its connections get `/metrics` and the health
+    /// paths only, and it stays open while draining.
+    pub admin: bool,
 }

@@ -10,7 +10,9 @@ pub mod deadlines;
 pub mod driver;
 pub mod fdlimit;
 pub mod listener;
+pub mod metrics;
 pub mod outbox;
+pub mod process_usage;
 pub mod reactor;
 mod request;
 pub mod session;
@@ -62,7 +64,26 @@ pub fn serve(config: &Config, tls: Option<Arc<rustls::ServerConfig>>) -> Result<
             .local_addr()
             .map_err(|e| format!("local_addr: {e}"))?;
         locals.push((local, with_tls));
-        listeners.push(Listener { socket, tls });
+        listeners.push(Listener {
+            socket,
+            tls,
+            admin: false,
+        });
+    }
+    let mut metrics_local = None;
+    if let Some(addr) = config.metrics.listen.as_ref().map(|a| a.0) {
+        let socket = listener::bind(addr, config.server.backlog)
+            .map_err(|e| format!("cannot listen on {addr} (metrics): {e}"))?;
+        metrics_local = Some(
+            socket
+                .local_addr()
+                .map_err(|e| format!("local_addr: {e}"))?,
+        );
+        listeners.push(Listener {
+            socket,
+            tls: None,
+            admin: true,
+        });
     }
     // The loop (and its signal handler) exists before the first line that says
     // we are up, so a SIGTERM sent on seeing it is always handled.
@@ -74,6 +95,9 @@ pub fn serve(config: &Config, tls: Option<Arc<rustls::ServerConfig>>) -> Result<
         } else {
             info!("listening on {local}");
         }
+    }
+    if let Some(local) = metrics_local {
+        info!("metrics on {local} (/metrics, /healthz, /readyz)");
     }
     let routes: Vec<String> = config
         .routes

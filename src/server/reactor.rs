@@ -59,6 +59,10 @@ pub struct Reactor {
     tls_source: Option<TlsConfig>,
     /// Present only when a route shows the server's status.
     status: Option<StatusProbe>,
+    /// Draining after a signal with `drain_delay`: listeners close at this tick.
+    drain_until: Option<Tick>,
+    /// The signal that started the drain, for the log.
+    drain_signal: i32,
 }
 
 impl Reactor {
@@ -101,6 +105,8 @@ impl Reactor {
             accept_log: LogLimiter::new(1, TimerWheel::ticks_for(Duration::from_secs(10))),
             tls_source: config.tls.clone(),
             status,
+            drain_until: None,
+            drain_signal: 0,
         })
     }
 
@@ -134,13 +140,14 @@ impl Reactor {
             }
             self.fire_timers();
             self.resume_accepting();
+            if self.drain_until.is_some_and(|t| self.shared.now >= t) {
+                self.begin_shutdown(self.drain_signal);
+            }
             self.offer_status(turn_start);
             while let Some(key) = self.to_flush.pop() {
                 self.flush(key);
             }
-            if let Some(probe) = self.status.as_mut().filter(|p| p.timing_turns()) {
-                probe.record_turn(turn_start.elapsed());
-            }
+            self.time_turn(turn_start);
             if let Some(deadline) = self.shutdown_deadline {
                 if self.conns.is_empty() || self.shared.now >= deadline {
                     if !self.conns.is_empty() {
@@ -160,7 +167,12 @@ impl Reactor {
         let now = Instant::now();
         let timeout = match self.wheel.poll_timeout(now) {
             Some(t) => Some(t),
-            None if self.accept_paused_until != 0 || self.shutdown_deadline.is_some() => Some(TICK),
+            None if self.accept_paused_until != 0
+                || self.shutdown_deadline.is_some()
+                || self.drain_until.is_some() =>
+            {
+                Some(TICK)
+            }
             None => None,
         };
         match &self.status {
@@ -169,6 +181,22 @@ impl Reactor {
                 Some(timeout.map_or(until_status, |t| t.min(until_status)))
             }
             None => timeout,
+        }
+    }
+
+    /// Records the turn's duration where someone reads it: `/metrics` (when
+    /// configured) and status watchers. Nobody reading, no clock read.
+    fn time_turn(&mut self, turn_start: Instant) {
+        let watched = self.status.as_ref().is_some_and(StatusProbe::timing_turns);
+        if !self.shared.settings.metrics && !watched {
+            return;
+        }
+        let took = turn_start.elapsed();
+        if self.shared.settings.metrics {
+            self.shared.stats.turns.record(took);
+        }
+        if let Some(probe) = self.status.as_mut().filter(|_| watched) {
+            probe.record_turn(took);
         }
     }
 
@@ -299,11 +327,12 @@ impl Reactor {
             let Some(listener) = self.listeners.get(index) else {
                 return;
             };
+            let admin = listener.admin;
             match listener.socket.accept() {
                 Ok((stream, addr)) => match &listener.tls {
-                    None => self.admit(Transport::tcp(stream)),
+                    None => self.admit(Transport::tcp(stream), admin),
                     Some(tls) => match Transport::tls(stream, Arc::clone(tls)) {
-                        Ok(transport) => self.admit(transport),
+                        Ok(transport) => self.admit(transport, admin),
                         Err(e) => debug!("{addr}: TLS session: {e}"),
                     },
                 },
@@ -317,6 +346,7 @@ impl Reactor {
                         );
                     }
                     self.accept_paused_until = self.shared.now + ACCEPT_PAUSE_TICKS;
+                    self.shared.stats.accept_pauses += 1;
                     return;
                 }
                 Err(e)
@@ -341,9 +371,13 @@ impl Reactor {
         }
     }
 
-    fn admit(&mut self, mut transport: Transport) {
+    /// Takes a new connection into the slab, or refuses it with a 503 when the
+    /// table is full or the server drains. An `admin` (metrics listener)
+    /// connection is always taken: a scrape must work when the server is full,
+    /// and `/readyz` must say 503 while it drains.
+    fn admit(&mut self, mut transport: Transport, admin: bool) {
         let max = self.shared.settings.max_connections;
-        if self.conns.len() >= max || self.shutdown_deadline.is_some() {
+        if !admin && (self.conns.len() >= max || self.shutdown_deadline.is_some()) {
             self.shared.stats.refused += 1;
             if let Some(suppressed) = self.accept_log.allow(self.shared.now) {
                 warn!(
@@ -370,10 +404,11 @@ impl Reactor {
         }
         let id = self.next_id;
         self.next_id += 1;
-        entry
-            .insert(Conn::new(transport, id))
-            .accepted(&self.shared);
+        let conn = entry.insert(Conn::new(transport, id));
+        conn.admin = admin;
+        conn.accepted(&self.shared);
         self.shared.stats.accepted += 1;
+        self.shared.stats.open = self.conns.len() as u64;
         debug!("conn {id}: accepted ({} open)", self.conns.len());
         self.arm(key);
     }
@@ -414,6 +449,7 @@ impl Reactor {
         };
         conn.transport.deregister(self.poll.registry());
         conn.release(key, &mut self.shared);
+        self.shared.stats.open = self.conns.len() as u64;
         debug!("conn {}: closed ({} open)", conn.id, self.conns.len());
         self.fan_out();
     }
@@ -436,8 +472,12 @@ impl Reactor {
                     }
                 }
                 info!("SIGHUP: certificates reloaded for {swapped} TLS listeners");
+                self.shared.stats.reloads_ok += 1;
             }
-            Err(e) => error!("SIGHUP: certificates not reloaded, the old ones stay in force: {e}"),
+            Err(e) => {
+                error!("SIGHUP: certificates not reloaded, the old ones stay in force: {e}");
+                self.shared.stats.reloads_failed += 1;
+            }
         }
     }
 
@@ -455,15 +495,53 @@ impl Reactor {
             self.shutdown_deadline = Some(self.shared.now);
             return;
         }
+        if self.drain_until.is_some() {
+            info!("second signal: closing now");
+            self.begin_shutdown(signals[0]);
+            return;
+        }
+        self.shared.draining = true;
+        let delay = self.shared.settings.drain_delay_ticks;
+        if delay == 0 {
+            self.begin_shutdown(signals[0]);
+            return;
+        }
+        info!(
+            "signal {}: draining: /readyz answers 503; still accepting for {} ms",
+            signals[0],
+            TICK.as_millis() * u128::from(delay)
+        );
+        self.drain_until = Some(self.shared.now + delay);
+        self.drain_signal = signals[0];
+    }
+
+    /// Closes the listeners (all but the metrics one), sends close 1001 to
+    /// every WebSocket and gives them `timeouts.shutdown` to answer.
+    fn begin_shutdown(&mut self, signal: i32) {
+        self.drain_until = None;
         let shutdown_ticks = self.shared.settings.shutdown_ticks;
         info!(
-            "signal {}: shutting down, closing {} connections (timeout {} ms)",
-            signals[0],
+            "signal {signal}: shutting down, closing {} connections (timeout {} ms)",
             self.conns.len(),
             TICK.as_millis() * u128::from(shutdown_ticks)
         );
-        for mut listener in self.listeners.drain(..) {
-            let _ = self.poll.registry().deregister(&mut listener.socket);
+        // The metrics listener stays: /readyz says 503 until the loop ends.
+        self.shared.draining = true;
+        for mut listener in std::mem::take(&mut self.listeners) {
+            if !listener.admin {
+                let _ = self.poll.registry().deregister(&mut listener.socket);
+                continue;
+            }
+            // Its index (and so its token) changes with the others gone.
+            let token = Source::Listener(self.listeners.len()).token();
+            match self
+                .poll
+                .registry()
+                .reregister(&mut listener.socket, token, Interest::READABLE)
+            {
+                Ok(()) => self.listeners.push(listener),
+                Err(e) => warn!("metrics listener: {e}; closing it"),
+            }
         }
         self.shutdown_deadline = Some(self.shared.now + shutdown_ticks);
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();

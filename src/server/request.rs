@@ -7,21 +7,26 @@
 
 use log::debug;
 
-use crate::app::{Admission, Peer, Rejection};
+use crate::app::{bump, Admission, Peer, Rejection};
 use crate::core::deflate::PerMessageDeflate;
 use crate::core::http::write_error_response;
 use crate::core::{write_accept_response, Request, Role, Upgrade, WebSocket};
 use crate::server::connection::{Conn, ConnState, Session, Shared};
 use crate::server::deadlines::Deadline;
+use crate::server::metrics;
 
 impl Conn {
     /// Answers one complete request head.
     pub(super) fn answer(&mut self, request: Request, key: usize, sh: &mut Shared) {
         sh.stats.http_requests += 1;
+        if self.admin || (sh.settings.health_on_main && metrics::is_health(request.path())) {
+            return self.answer_operator(&request, key, sh);
+        }
         match request.websocket_upgrade() {
             Err(e) => {
                 self.outbox.append(|out| write_error_response(out, &e));
                 sh.stats.handshake_failures += 1;
+                sh.stats.bad_requests += 1;
                 let id = self.id;
                 sh.log_peer(format_args!(
                     "conn {id}: refused upgrade {} {}: {e} (answered {})",
@@ -34,6 +39,27 @@ impl Conn {
             Ok(None) => self.serve_plain(&request, key, sh),
             Ok(Some(upgrade)) => self.upgrade(&request, &upgrade, key, sh),
         }
+    }
+
+    /// `/metrics`, `/healthz`, `/readyz` (and 404 for anything else on the
+    /// metrics listener, upgrades included); the connection closes after it.
+    fn answer_operator(&mut self, request: &Request, key: usize, sh: &mut Shared) {
+        let view = metrics::View {
+            stats: &sh.stats,
+            routes: sh.app.routes(),
+            draining: sh.draining,
+        };
+        let admin = self.admin;
+        let mut status = 0;
+        self.outbox
+            .append(|out| status = metrics::respond(out, request, &view, admin));
+        debug!(
+            "conn {}: {} {} -> {status}",
+            self.id,
+            request.method,
+            request.path()
+        );
+        self.start_closing(key, sh);
     }
 
     fn serve_plain(&mut self, request: &Request, key: usize, sh: &mut Shared) {
@@ -96,6 +122,7 @@ impl Conn {
         };
         self.outbox
             .append(|out| write_accept_response(out, upgrade, protocol, headers));
+        bump(&accepted.route.traffic.open, 1);
         self.state = ConnState::WebSocket(Session {
             ws,
             route: accepted.route,
@@ -128,6 +155,10 @@ impl Conn {
     fn refuse(&mut self, request: &Request, rejection: &Rejection, key: usize, sh: &mut Shared) {
         self.outbox.append(|out| rejection.write(out));
         sh.stats.handshake_failures += 1;
+        *sh.stats
+            .refused_by
+            .entry(rejection.cause.label())
+            .or_default() += 1;
         let id = self.id;
         sh.log_peer(format_args!(
             "conn {id}: refused upgrade to {}: {} (answered {})",

@@ -48,6 +48,7 @@ impl Conn {
             match event {
                 Event::Message(message) => {
                     sh.stats.messages_in += 1;
+                    session.route.traffic.received(message.data.len());
                     let handler = &session.route.handler;
                     sh.fx.set_origin(Some(key), handler);
                     handler.message(peer, session.slot, message, &mut sh.fx);
@@ -107,11 +108,14 @@ impl Conn {
             return;
         };
         let ws = &mut session.ws;
+        let traffic = &session.route.traffic;
         let outbox = &mut self.outbox;
         for message in sh.fx.take_replies() {
+            let len = message.data.len();
             if let Ok(frame) = ws.send_owned(message.kind, message.data) {
                 outbox.push_frame(frame);
                 sh.stats.messages_out += 1;
+                traffic.sent(len);
             }
         }
         let stats = &mut sh.stats;
@@ -120,6 +124,7 @@ impl Conn {
             outbox.append(|out| sent = ws.send(message.kind, &message.data, out).is_ok());
             if sent {
                 stats.messages_out += 1;
+                traffic.sent(message.data.len());
             }
         });
         if let Some((code, reason)) = sh.fx.take_close() {
@@ -162,6 +167,9 @@ impl Conn {
         }
         self.outbox.push_shared(frame);
         sh.stats.messages_out += 1;
+        if let ConnState::WebSocket(session) = &self.state {
+            session.route.traffic.sent(message.data.len());
+        }
         Delivery::Queued
     }
 
@@ -183,6 +191,7 @@ impl Conn {
             return Delivery::Skipped;
         }
         sh.stats.messages_out += 1;
+        session.route.traffic.sent(message.data.len());
         Delivery::Queued
     }
 

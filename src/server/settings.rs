@@ -22,6 +22,12 @@ pub struct Settings {
     pub ping_timeout_ticks: Tick,
     pub close_ticks: Tick,
     pub shutdown_ticks: Tick,
+    /// 0: close the listeners at once on SIGTERM.
+    pub drain_delay_ticks: Tick,
+    /// A metrics listener is configured: loop turns are timed.
+    pub metrics: bool,
+    /// `/healthz` and `/readyz` are answered on the main listeners too.
+    pub health_on_main: bool,
 }
 
 impl Settings {
@@ -50,6 +56,13 @@ impl Settings {
             ping_timeout_ticks: TimerWheel::ticks_for(t.ping_timeout),
             close_ticks: TimerWheel::ticks_for(t.close),
             shutdown_ticks: TimerWheel::ticks_for(t.shutdown),
+            drain_delay_ticks: if t.drain_delay.is_zero() {
+                0
+            } else {
+                TimerWheel::ticks_for(t.drain_delay)
+            },
+            metrics: config.metrics.listen.is_some(),
+            health_on_main: config.metrics.health_on_main,
         }
     }
 }

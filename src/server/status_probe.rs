@@ -19,6 +19,7 @@ use crate::app::status::{
 use crate::app::Route;
 use crate::histogram::Histogram;
 use crate::server::connection::{Conn, ConnState};
+use crate::server::process_usage::process_usage;
 use crate::server::stats::Stats;
 
 /// How often a snapshot is offered.
@@ -269,26 +270,6 @@ fn per_sec(count: u64, elapsed: Duration) -> f64 {
     } else {
         0.0
     }
-}
-
-/// This process's resident set (bytes) and open file descriptors, from
-/// `/proc/self`; zeros where it cannot be read.
-fn process_usage() -> (u64, u64) {
-    let rss = std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map_or(0, |pages| pages * page_size());
-    // The directory's own descriptor, open while it is read, is not counted.
-    let fds = std::fs::read_dir("/proc/self/fd")
-        .map_or(0, |dir| dir.count() as u64)
-        .saturating_sub(1);
-    (rss, fds)
-}
-
-fn page_size() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    u64::try_from(size).unwrap_or(4096)
 }
 
 #[cfg(test)]

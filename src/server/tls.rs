@@ -63,6 +63,11 @@ impl TlsSession {
     }
 
     /// Whether encrypted records wait for the socket.
+    /// Whether the handshake is still under way.
+    pub fn handshaking(&self) -> bool {
+        self.tls.is_handshaking()
+    }
+
     pub fn wants_write(&self) -> bool {
         self.tls.wants_write()
     }

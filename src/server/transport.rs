@@ -58,6 +58,11 @@ impl Transport {
         self.tls.as_ref().is_some_and(|tls| tls.wants_write())
     }
 
+    /// Whether this is a TLS session whose handshake has not finished.
+    pub fn tls_handshaking(&self) -> bool {
+        self.tls.as_ref().is_some_and(|tls| tls.handshaking())
+    }
+
     /// Asks for WRITABLE events while `pending` output waits (plus anything the
     /// transport itself still has to send), and stops asking once it is gone.
     pub fn want_write(&mut self, registry: &Registry, token: Token, pending: bool) {
