@@ -1,10 +1,15 @@
-//! Logging setup from the `[log]` config (terminal and/or file, one level), and a
-//! limiter that keeps repeated peer errors from flooding the log.
+//! Logging setup from the `[log]` config (terminal and/or file, one level), what
+//! a reload may change of it (the level, and the log file reopened for
+//! logrotate), and a limiter that keeps repeated peer errors from flooding the
+//! log.
 //!
 //! Owns logger initialisation. It must never be the place where what to log is
 //! decided; callers choose the level per the conventions in DESIGN.md.
 
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use log::LevelFilter;
 use simplelog::{
@@ -24,9 +29,66 @@ pub fn level_filter(level: LogLevel) -> LevelFilter {
     }
 }
 
-/// Installs the global logger. Fails if the log file cannot be opened.
+/// The log file, reopened in place on reload (the logger writes through it).
+#[derive(Clone)]
+struct LogFile {
+    file: Arc<Mutex<(PathBuf, File)>>,
+}
+
+impl Write for LogFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self.file.lock() {
+            Ok(mut guard) => guard.1.write(buf),
+            Err(_) => Ok(buf.len()),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self.file.lock() {
+            Ok(mut guard) => guard.1.flush(),
+            Err(_) => Ok(()),
+        }
+    }
+}
+
+/// The file the logger writes to, if one was configured at start.
+static LOG_FILE: OnceLock<LogFile> = OnceLock::new();
+
+fn open_append(path: &Path) -> Result<File, String> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| format!("log file {}: {e}", path.display()))
+}
+
+/// Applies a reloaded `[log]` table: the level at once; the file reopened at
+/// its (possibly new) path, so a file moved away by logrotate is started
+/// afresh. Returns what could not be applied without a restart.
+pub fn reload(config: &LogConfig) -> Result<(), String> {
+    log::set_max_level(level_filter(config.level));
+    match (LOG_FILE.get(), &config.file) {
+        (Some(current), Some(path)) => {
+            let file = open_append(path)?;
+            if let Ok(mut guard) = current.file.lock() {
+                *guard = (path.clone(), file);
+            }
+            Ok(())
+        }
+        (None, None) | (Some(_), None) => Ok(()),
+        (None, Some(path)) => Err(format!(
+            "log.file {} is new: a restart starts writing to it",
+            path.display()
+        )),
+    }
+}
+
+/// Installs the global logger. Fails if the log file cannot be opened. The
+/// loggers let everything through; the level is the global maximum, which a
+/// reload can change.
 pub fn init(config: &LogConfig) -> Result<(), String> {
-    let level = level_filter(config.level);
+    let level = LevelFilter::Trace;
+    log::set_max_level(level_filter(config.level));
     let format = ConfigBuilder::new()
         .set_time_format_rfc3339()
         .set_target_level(LevelFilter::Off)
@@ -42,14 +104,15 @@ pub fn init(config: &LogConfig) -> Result<(), String> {
         ));
     }
     if let Some(path) = &config.file {
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| format!("log file {}: {e}", path.display()))?;
+        let file = LogFile {
+            file: Arc::new(Mutex::new((path.clone(), open_append(path)?))),
+        };
+        let _ = LOG_FILE.set(file.clone());
         loggers.push(WriteLogger::new(level, format, file));
     }
-    CombinedLogger::init(loggers).map_err(|e| format!("logger: {e}"))
+    CombinedLogger::init(loggers).map_err(|e| format!("logger: {e}"))?;
+    log::set_max_level(level_filter(config.level));
+    Ok(())
 }
 
 /// Lets through at most `per_window` lines per window of ticks and counts the rest,

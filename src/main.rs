@@ -75,10 +75,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    // Addresses on the command line replace every configured address.
-    if !cli.listen.is_empty() || !cli.listen_tls.is_empty() {
-        config.server.listen = cli.listen.into_iter().map(ListenAddr).collect();
-        config.server.listen_tls = cli.listen_tls.into_iter().map(ListenAddr).collect();
+    // Addresses on the command line replace every configured address (on
+    // reload too).
+    let (cli_listen, cli_listen_tls) = (cli.listen, cli.listen_tls);
+    if !cli_listen.is_empty() || !cli_listen_tls.is_empty() {
+        config.server.listen = cli_listen.iter().copied().map(ListenAddr).collect();
+        config.server.listen_tls = cli_listen_tls.iter().copied().map(ListenAddr).collect();
     }
     let config_file = cli.config.clone().or_else(|| {
         Path::new("config.toml")
@@ -97,7 +99,19 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     log::info!("{source}");
-    match wsd::server::serve(&config, tls) {
+    let reload_source = config_file.map(|file| {
+        let (listen, listen_tls) = (cli_listen.clone(), cli_listen_tls.clone());
+        Box::new(move || {
+            let mut config = Config::load(&file).map_err(|e| e.to_string())?;
+            if !listen.is_empty() || !listen_tls.is_empty() {
+                config.server.listen = listen.iter().copied().map(ListenAddr).collect();
+                config.server.listen_tls = listen_tls.iter().copied().map(ListenAddr).collect();
+            }
+            let tls = tls_setup(&config, Some(&file))?;
+            Ok((config, tls))
+        }) as wsd::server::ConfigSource
+    });
+    match wsd::server::serve(&config, tls, reload_source) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             log::error!("{e}");

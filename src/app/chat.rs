@@ -13,7 +13,7 @@ use crate::app::handler::{ConnKey, Effects, Peer, RouteHandler, Slot, Topic};
 use crate::app::rooms::Rooms;
 use crate::app::status::Census;
 use crate::app::{query_param, Rejection};
-use crate::config::ChatConfig;
+use crate::config::{ChatConfig, RouteKind};
 use crate::core::{Message, MessageKind, Request};
 
 /// The longest room name accepted from a query parameter.
@@ -21,7 +21,8 @@ pub const MAX_ROOM_NAME: usize = 128;
 
 #[derive(Debug)]
 pub struct Chat {
-    config: ChatConfig,
+    /// Settings; a reload may replace them (rooms and members stay).
+    config: RefCell<ChatConfig>,
     rooms: RefCell<Rooms>,
 }
 
@@ -58,7 +59,7 @@ impl Announcement<'_> {
 impl Chat {
     pub fn new(config: ChatConfig) -> Chat {
         Chat {
-            config,
+            config: RefCell::new(config),
             rooms: RefCell::new(Rooms::default()),
         }
     }
@@ -66,9 +67,10 @@ impl Chat {
 
 impl RouteHandler for Chat {
     fn open(&self, request: &Request, peer: Peer, fx: &mut Effects) -> Result<Slot, Rejection> {
+        let config = self.config.borrow();
         let name = request
             .query()
-            .and_then(|q| query_param(q, &self.config.room_param))
+            .and_then(|q| query_param(q, &config.room_param))
             .unwrap_or_default();
         if name.len() > MAX_ROOM_NAME {
             return Err(Rejection::new(
@@ -78,14 +80,9 @@ impl RouteHandler for Chat {
         }
         let mut rooms = self.rooms.borrow_mut();
         let room = rooms
-            .join(
-                &name,
-                peer.key,
-                self.config.max_rooms,
-                self.config.max_members,
-            )
+            .join(&name, peer.key, config.max_rooms, config.max_members)
             .map_err(|e| Rejection::new(503, format!("chat: {e}")))?;
-        if self.config.announce {
+        if config.announce {
             let members = rooms.members(room);
             let welcome = Announcement::Welcome {
                 id: peer.id,
@@ -103,14 +100,14 @@ impl RouteHandler for Chat {
     }
 
     fn message(&self, _: Peer, room: Slot, message: Message, fx: &mut Effects) {
-        fx.publish(message, room, self.config.echo_to_sender);
+        fx.publish(message, room, self.config.borrow().echo_to_sender);
     }
 
     fn closed(&self, peer: Peer, room: Slot, fx: &mut Effects) {
         let mut rooms = self.rooms.borrow_mut();
         rooms.leave(room, peer.key);
         let members = rooms.members(room);
-        if self.config.announce && !members.is_empty() {
+        if self.config.borrow().announce && !members.is_empty() {
             let leave = Announcement::Leave {
                 id: peer.id,
                 members: members.len(),
@@ -121,6 +118,12 @@ impl RouteHandler for Chat {
 
     fn subscribers(&self, room: Topic, deliver: &mut dyn FnMut(&[ConnKey])) {
         deliver(self.rooms.borrow().members(room));
+    }
+
+    fn reconfigure(&self, kind: &RouteKind) {
+        if let RouteKind::Chat(config) = kind {
+            *self.config.borrow_mut() = config.clone();
+        }
     }
 
     fn census(&self) -> Census {

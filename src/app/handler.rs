@@ -12,6 +12,7 @@ use std::rc::Rc;
 
 use crate::app::status::{Census, ServerStatus};
 use crate::app::Rejection;
+use crate::config::RouteKind;
 use crate::core::{CloseCode, Message, Request};
 
 /// A connection's key in the reactor's table: how handlers address recipients.
@@ -53,6 +54,12 @@ pub trait RouteHandler: fmt::Debug {
     /// list is lent, never copied, however large the room.
     fn subscribers(&self, topic: Topic, deliver: &mut dyn FnMut(&[ConnKey])) {
         let _ = (topic, deliver);
+    }
+
+    /// A reload kept this route (same path and kind) with these settings;
+    /// connections opened from now on see them.
+    fn reconfigure(&self, kind: &RouteKind) {
+        let _ = kind;
     }
 
     /// The rooms and members this route holds, for status snapshots.

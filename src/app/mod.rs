@@ -34,8 +34,9 @@ use static_files::{HttpReply, StaticFiles};
 pub struct Route {
     pub config: RouteConfig,
     pub handler: Rc<dyn RouteHandler>,
-    /// What the server counted on this route (for `/metrics`).
-    pub traffic: RouteTraffic,
+    /// What the server counted on this route (for `/metrics`); kept, like
+    /// the handler, by a reload that keeps the route.
+    pub traffic: Rc<RouteTraffic>,
 }
 
 /// A route's counters, kept by the server as it carries out the route's
@@ -80,7 +81,27 @@ impl Route {
         Route {
             config,
             handler,
-            traffic: RouteTraffic::default(),
+            traffic: Rc::default(),
+        }
+    }
+
+    /// The route `config` describes, after a reload: a route at the same path
+    /// with the same kind keeps its handler (and so a chat route its rooms and
+    /// their members) and its counters; the handler takes the new settings.
+    pub fn reloaded(config: RouteConfig, previous: &[Rc<Route>]) -> Route {
+        let same = previous
+            .iter()
+            .find(|r| r.config.path == config.path && r.config.kind.name() == config.kind.name());
+        match same {
+            Some(old) => {
+                old.handler.reconfigure(&config.kind);
+                Route {
+                    config,
+                    handler: Rc::clone(&old.handler),
+                    traffic: Rc::clone(&old.traffic),
+                }
+            }
+            None => Route::new(config),
         }
     }
 }
@@ -180,6 +201,20 @@ impl Rejection {
 impl App {
     /// Builds the app. Fails if the static root is configured but unusable.
     pub fn new(config: &Config) -> Result<App, String> {
+        App::reloaded(config, &App::empty())
+    }
+
+    fn empty() -> App {
+        App {
+            routes: Vec::new(),
+            users: Vec::new(),
+            static_files: None,
+        }
+    }
+
+    /// Builds the app for a reloaded config, keeping the handlers of routes
+    /// that stay (see [`Route::reloaded`]).
+    pub fn reloaded(config: &Config, previous: &App) -> Result<App, String> {
         let static_files = if config.static_files.enabled {
             Some(StaticFiles::new(&config.static_files)?)
         } else {
@@ -189,7 +224,7 @@ impl App {
             routes: config
                 .routes
                 .iter()
-                .map(|r| Rc::new(Route::new(r.clone())))
+                .map(|r| Rc::new(Route::reloaded(r.clone(), &previous.routes)))
                 .collect(),
             users: config.users.clone(),
             static_files,

@@ -23,12 +23,31 @@ pub fn bind(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
     Ok(TcpListener::from_std(socket.into()))
 }
 
+/// What a listener's connections are for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenerKind {
+    /// `listen`: WebSockets and plain HTTP.
+    Plain,
+    /// `listen_tls`: the same over TLS.
+    Tls,
+    /// `[metrics] listen`: `/metrics` and the health paths only; it stays
+    /// open while draining.
+    Metrics,
+}
+
 /// A bound listening socket and, for `listen_tls` addresses, its TLS setup.
 #[derive(Debug)]
 pub struct Listener {
     pub socket: TcpListener,
+    /// The address as configured (the port may be 0; `socket` knows the real one).
+    pub addr: SocketAddr,
+    pub kind: ListenerKind,
     pub tls: Option<Arc<rustls::ServerConfig>>,
-    /// The `[metrics]` listener: its connections get `/metrics` and the health
-    /// paths only, and it stays open while draining.
-    pub admin: bool,
+}
+
+impl Listener {
+    /// Whether its connections are the operator's (metrics and health only).
+    pub fn admin(&self) -> bool {
+        self.kind == ListenerKind::Metrics
+    }
 }

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod process_usage;
 pub mod reactor;
+pub mod reload;
 mod request;
 pub mod session;
 pub mod settings;
@@ -30,74 +31,62 @@ use log::{info, warn};
 
 use crate::app::App;
 use crate::config::Config;
-use listener::Listener;
+use listener::ListenerKind;
 use reactor::Reactor;
 use stats::Stats;
 
+/// Reads the config file again for SIGHUP: the config (with the command
+/// line's overrides applied) and its TLS setup, or an error naming file, line
+/// and key.
+pub type ConfigSource =
+    Box<dyn Fn() -> Result<(Config, Option<Arc<rustls::ServerConfig>>), String>>;
+
+/// The most connections the fd limit and `max_connections` allow.
+pub fn connection_limit(configured: usize, ceiling: usize) -> usize {
+    match configured {
+        0 => ceiling,
+        n => n.min(ceiling),
+    }
+}
+
 /// Runs the daemon until shutdown, with `tls` (built by [`certs::server_config`])
-/// for the `listen_tls` addresses. Errors are start-up failures, worded for an operator.
-pub fn serve(config: &Config, tls: Option<Arc<rustls::ServerConfig>>) -> Result<Stats, String> {
+/// for the `listen_tls` addresses; `source` re-reads the config on SIGHUP
+/// (`None`: built-in defaults, nothing to reload). Errors are start-up
+/// failures, worded for an operator.
+pub fn serve(
+    config: &Config,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    source: Option<ConfigSource>,
+) -> Result<Stats, String> {
     let limit = fdlimit::raise_to_hard_limit().map_err(|e| format!("getrlimit: {e}"))?;
     let ceiling = limit.connection_ceiling();
-    let max_connections = match config.server.max_connections {
-        0 => ceiling,
-        n if n > ceiling => {
-            warn!("max_connections {n} is over what the fd limit allows; using {ceiling}");
-            ceiling
-        }
-        n => n,
-    };
-    let app = App::new(config)?;
-    let mut listeners = Vec::new();
-    let mut locals = Vec::new();
-    let plain = config.server.listen.iter().map(|a| (a.0, false));
-    let secure = config.server.listen_tls.iter().map(|a| (a.0, true));
-    for (addr, with_tls) in plain.chain(secure) {
-        let tls = match (with_tls, &tls) {
-            (false, _) => None,
-            (true, Some(tls)) => Some(Arc::clone(tls)),
-            (true, None) => return Err(format!("{addr}: listen_tls needs [tls] certificates")),
-        };
-        let socket = listener::bind(addr, config.server.backlog)
-            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-        let local = socket
-            .local_addr()
-            .map_err(|e| format!("local_addr: {e}"))?;
-        locals.push((local, with_tls));
-        listeners.push(Listener {
-            socket,
-            tls,
-            admin: false,
-        });
-    }
-    let mut metrics_local = None;
-    if let Some(addr) = config.metrics.listen.as_ref().map(|a| a.0) {
-        let socket = listener::bind(addr, config.server.backlog)
-            .map_err(|e| format!("cannot listen on {addr} (metrics): {e}"))?;
-        metrics_local = Some(
-            socket
-                .local_addr()
-                .map_err(|e| format!("local_addr: {e}"))?,
+    if config.server.max_connections > ceiling {
+        warn!(
+            "max_connections {} is over what the fd limit allows; using {ceiling}",
+            config.server.max_connections
         );
-        listeners.push(Listener {
-            socket,
-            tls: None,
-            admin: true,
-        });
     }
+    let max_connections = connection_limit(config.server.max_connections, ceiling);
+    let app = App::new(config)?;
+    let bound = reload::rebind(config, tls.as_ref(), Vec::new()).map_err(|(_, e)| e)?;
     // The loop (and its signal handler) exists before the first line that says
     // we are up, so a SIGTERM sent on seeing it is always handled.
-    let reactor = Reactor::new(config, listeners, app, max_connections)
-        .map_err(|e| format!("event loop: {e}"))?;
-    for (local, tls) in locals {
-        if tls {
-            info!("listening on {local} (TLS: wss://, https://)");
-        } else {
-            info!("listening on {local}");
-        }
+    let mut lines = Vec::new();
+    for l in &bound.listeners {
+        let local = l
+            .socket
+            .local_addr()
+            .map_err(|e| format!("local_addr: {e}"))?;
+        lines.push(match l.kind {
+            ListenerKind::Plain => format!("listening on {local}"),
+            ListenerKind::Tls => format!("listening on {local} (TLS: wss://, https://)"),
+            ListenerKind::Metrics => format!("metrics on {local} (/metrics, /healthz, /readyz)"),
+        });
     }
-    if let Some(local) = metrics_local {
-        info!("metrics on {local} (/metrics, /healthz, /readyz)");
+    let reactor = Reactor::new(config, bound.listeners, app, ceiling, source)
+        .map_err(|e| format!("event loop: {e}"))?;
+    for line in lines {
+        info!("{line}");
     }
     let routes: Vec<String> = config
         .routes

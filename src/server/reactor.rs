@@ -19,14 +19,15 @@ use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
 use crate::app::App;
-use crate::config::{Config, TlsConfig};
+use crate::config::Config;
 use crate::core::http::write_closing_response;
 use crate::core::{Encoding, SharedFrame};
+use crate::logging;
 use crate::logging::LogLimiter;
-use crate::server::certs;
 use crate::server::connection::{Conn, Shared, Verdict};
 use crate::server::driver::READ_CHUNK;
 use crate::server::listener::Listener;
+use crate::server::reload;
 use crate::server::session::Delivery;
 use crate::server::settings::Settings;
 use crate::server::stats::Stats;
@@ -34,6 +35,7 @@ use crate::server::status_probe::StatusProbe;
 use crate::server::timers::{Tick, TimerWheel, TICK};
 use crate::server::token::Source;
 use crate::server::transport::Transport;
+use crate::server::{connection_limit, ConfigSource};
 
 /// How long accepting pauses after EMFILE/ENFILE.
 const ACCEPT_PAUSE_TICKS: Tick = 4;
@@ -55,8 +57,12 @@ pub struct Reactor {
     accept_paused_until: Tick,
     shutdown_deadline: Option<Tick>,
     accept_log: LogLimiter,
-    /// Where the TLS certificates come from, for SIGHUP.
-    tls_source: Option<TlsConfig>,
+    /// The config in force, to tell what a reload changes.
+    config: Config,
+    /// Reads the config file again on SIGHUP.
+    config_source: Option<ConfigSource>,
+    /// The most connections the fd limit allows.
+    fd_ceiling: usize,
     /// Present only when a route shows the server's status.
     status: Option<StatusProbe>,
     /// Draining after a signal with `drain_delay`: listeners close at this tick.
@@ -71,8 +77,10 @@ impl Reactor {
         config: &Config,
         listeners: Vec<Listener>,
         app: App,
-        max_connections: usize,
+        fd_ceiling: usize,
+        config_source: Option<ConfigSource>,
     ) -> io::Result<Reactor> {
+        let max_connections = connection_limit(config.server.max_connections, fd_ceiling);
         let poll = Poll::new()?;
         let mut listeners = listeners;
         for (i, l) in listeners.iter_mut().enumerate() {
@@ -103,7 +111,9 @@ impl Reactor {
             accept_paused_until: 0,
             shutdown_deadline: None,
             accept_log: LogLimiter::new(1, TimerWheel::ticks_for(Duration::from_secs(10))),
-            tls_source: config.tls.clone(),
+            config: config.clone(),
+            config_source,
+            fd_ceiling,
             status,
             drain_until: None,
             drain_signal: 0,
@@ -327,7 +337,7 @@ impl Reactor {
             let Some(listener) = self.listeners.get(index) else {
                 return;
             };
-            let admin = listener.admin;
+            let admin = listener.admin();
             match listener.socket.accept() {
                 Ok((stream, addr)) => match &listener.tls {
                     None => self.admit(Transport::tcp(stream), admin),
@@ -454,29 +464,82 @@ impl Reactor {
         self.fan_out();
     }
 
-    /// SIGHUP: reads the `[tls]` certificates again and gives them to every TLS
-    /// listener for new handshakes; live connections keep the session they
-    /// have. A pair that cannot be used is logged and the old one stays.
-    fn reload_certificates(&mut self) {
-        let Some(tls) = &self.tls_source else {
-            info!("SIGHUP: no [tls] certificates to reload");
+    /// SIGHUP: reads the config file again and applies it to what comes next:
+    /// new connections see the new routes, policies, limits and timeouts; live
+    /// sessions keep their route (a route that stays keeps its handler, so chat
+    /// rooms and their members carry over) and their core limits. Listeners
+    /// are kept, bound or closed as the file says; TLS listeners take the
+    /// certificates read now. Anything that fails leaves the old config in
+    /// force, with one log line saying why.
+    fn reload(&mut self) {
+        let Some(source) = &self.config_source else {
+            info!("SIGHUP: running on built-in defaults, no config file to reload");
             return;
         };
-        match certs::server_config(tls) {
-            Ok(config) => {
-                let mut swapped = 0;
-                for listener in &mut self.listeners {
-                    if let Some(old) = &mut listener.tls {
-                        *old = Arc::clone(&config);
-                        swapped += 1;
-                    }
-                }
-                info!("SIGHUP: certificates reloaded for {swapped} TLS listeners");
-                self.shared.stats.reloads_ok += 1;
+        let (config, tls) = match source() {
+            Ok(loaded) => loaded,
+            Err(e) => return self.reload_failed(&e),
+        };
+        let app = match App::reloaded(&config, &self.shared.app) {
+            Ok(app) => app,
+            Err(e) => return self.reload_failed(&e),
+        };
+        let mut old = std::mem::take(&mut self.listeners);
+        for listener in &mut old {
+            let _ = self.poll.registry().deregister(&mut listener.socket);
+        }
+        let rebound = match reload::rebind(&config, tls.as_ref(), old) {
+            Ok(rebound) => rebound,
+            Err((old, e)) => {
+                self.register_listeners(old);
+                return self.reload_failed(&e);
             }
-            Err(e) => {
-                error!("SIGHUP: certificates not reloaded, the old ones stay in force: {e}");
-                self.shared.stats.reloads_failed += 1;
+        };
+        self.register_listeners(rebound.listeners);
+        let mut changes = reload::changes(&self.config, &config);
+        changes.extend(rebound.opened.iter().map(|l| format!("listening on {l}")));
+        changes.extend(rebound.closed.iter().map(|l| format!("closed {l}")));
+        if let Err(e) = logging::reload(&config.log) {
+            changes.push(e);
+        }
+        let max = connection_limit(config.server.max_connections, self.fd_ceiling);
+        self.shared.settings = Settings::new(&config, max);
+        let rbuf_len = config.limits.max_request_bytes + READ_CHUNK;
+        if self.shared.rbuf.len() < rbuf_len {
+            self.shared.rbuf.resize(rbuf_len, 0);
+        }
+        self.shared.app = app;
+        if !self.shared.app.shows_status() {
+            self.status = None;
+        } else if self.status.is_none() {
+            self.status = Some(StatusProbe::new(Instant::now()));
+        }
+        self.config = config;
+        self.shared.stats.reloads_ok += 1;
+        if changes.is_empty() {
+            info!("SIGHUP: config reloaded, nothing changed (certificates re-read)");
+        } else {
+            info!("SIGHUP: config reloaded: {}", changes.join("; "));
+        }
+    }
+
+    fn reload_failed(&mut self, error: &str) {
+        self.shared.stats.reloads_failed += 1;
+        error!("SIGHUP: config not reloaded, the old one stays in force: {error}");
+    }
+
+    /// Registers `listeners` under their (new) indices; one that cannot be
+    /// registered is closed and logged.
+    fn register_listeners(&mut self, listeners: Vec<Listener>) {
+        for mut listener in listeners {
+            let token = Source::Listener(self.listeners.len()).token();
+            match self
+                .poll
+                .registry()
+                .register(&mut listener.socket, token, Interest::READABLE)
+            {
+                Ok(()) => self.listeners.push(listener),
+                Err(e) => warn!("listener {}: {e}; closing it", listener.addr),
             }
         }
     }
@@ -484,7 +547,7 @@ impl Reactor {
     fn handle_signals(&mut self) {
         let mut signals: Vec<i32> = self.signals.pending().collect();
         if signals.contains(&SIGHUP) {
-            self.reload_certificates();
+            self.reload();
             signals.retain(|&s| s != SIGHUP);
         }
         if signals.is_empty() {
@@ -528,7 +591,7 @@ impl Reactor {
         // The metrics listener stays: /readyz says 503 until the loop ends.
         self.shared.draining = true;
         for mut listener in std::mem::take(&mut self.listeners) {
-            if !listener.admin {
+            if !listener.admin() {
                 let _ = self.poll.registry().deregister(&mut listener.socket);
                 continue;
             }
