@@ -21,6 +21,10 @@
 #              made with openssl, wsd on --listen-tls, uws_echo_tls, the load generator
 #              with --insecure), CHAT_SCALE (1: 2000 messages to 1,000
 #              members, 200 to 10,000; raise it for longer, less noisy chat runs).
+# Every run also writes its time series (--report-json, with the server's RSS and
+# CPU) beside its JSON result in OUT/runs; when a scenario ran on wsd and on the
+# peer, the first run of each is charted against the other with `wsd load
+# compare` in OUT/SCENARIO-vs-PEER.html (its table in OUT/SCENARIO-vs-PEER.txt).
 # Needs: cargo, taskset, python3 (to read the JSON results).
 set -euo pipefail
 
@@ -191,6 +195,7 @@ run_one() {
     local server=$1 name=$2 i=$3
     shift 4
     local file="$OUT/runs/$name-$server-$i.json"
+    rm -f "${file%.json}.report.json"
     start_server "$server" || { echo ""; return; }
     local url_base="$SCHEME://127.0.0.1:$PORT"
     local args=("${@//@URL@/$url_base}")
@@ -199,7 +204,8 @@ run_one() {
     before=$(cpu_ticks "$SERVER_PID")
     local timer=()
     [ -x /usr/bin/time ] && timer=(/usr/bin/time -f "%U %S" -o "$file.loadcpu")
-    if ! "${timer[@]}" taskset -c "$LOAD_CPU" timeout 300 "$WSD" load "${args[0]}" --json --progress 0 "${args[@]:1}" "${LOAD_TLS[@]}" \
+    if ! "${timer[@]}" taskset -c "$LOAD_CPU" timeout 300 "$WSD" load "${args[0]}" --json --progress 0 \
+        --report-json "${file%.json}.report.json" --server-pid "$SERVER_PID" "${args[@]:1}" "${LOAD_TLS[@]}" \
         >"$file" 2>>"$OUT/load.log"; then
         echo "run $name/$server/$i reported failures (see $OUT/load.log)" >&2
     fi
@@ -254,6 +260,17 @@ measure() {
             echo "    $m: ${vals[*]} -> median ${RESULT["$name|$server|$m"]}" >&2
         done
     done
+    # The first run on wsd and on the peer, charted on the same axes.
+    local ours="$OUT/runs/$name-wsd-1.report.json" theirs="$OUT/runs/$name-peer-1.report.json"
+    local cmp="$OUT/$name-vs-$PEER_KIND"
+    if [ -s "$ours" ] && [ -s "$theirs" ]; then
+        if "$WSD" load compare "$ours" "$theirs" --labels "wsd,$PEER_KIND" --report "$cmp.html" \
+            >"$cmp.txt" 2>>"$OUT/load.log"; then
+            echo "    charts: $cmp.html" >&2
+        else
+            echo "    wsd load compare failed for $name (see $OUT/load.log)" >&2
+        fi
+    fi
 }
 
 for s in "${SCENARIOS[@]}"; do

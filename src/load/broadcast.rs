@@ -16,7 +16,8 @@ use crate::core::MessageKind;
 
 use super::fleet::{is_exhaustion, Fleet, Slot};
 use super::report::{fmt_count, Failures};
-use super::{connect_spec, emit, per_sec, raise_fd_limit, secs, CommonArgs, Progress};
+use super::timeline::{Timeline, Totals};
+use super::{connect_spec, finish, per_sec, raise_fd_limit, secs, CommonArgs, Progress};
 use crate::histogram::{Histogram, Latency};
 
 /// Options of `wsd load broadcast`.
@@ -97,9 +98,22 @@ struct Run {
     last_foreign: Instant,
     last_delivery: Option<Instant>,
     latency: Histogram,
+    /// The run over time (`--report`); every delivery's latency is recorded in it too.
+    timeline: Timeline,
 }
 
 impl Run {
+    /// At a turn boundary: closes the timeline's interval if it is due.
+    fn sample(&mut self, fleet: &Fleet<Member>, now: Instant) {
+        let (deliveries, out_of_order) = (self.deliveries, self.out_of_order);
+        self.timeline
+            .tick(now, || Self::totals(fleet, deliveries, out_of_order));
+    }
+
+    fn totals(fleet: &Fleet<Member>, deliveries: u64, out_of_order: u64) -> Totals {
+        Totals::of_fleet(fleet, deliveries).with_error("out_of_order", out_of_order)
+    }
+
     fn on_event(&mut self, slot: &mut Slot<Member>, ev: &ConnEvent, now: Instant) {
         let ConnEvent::Message(m) = ev else {
             return;
@@ -121,6 +135,7 @@ impl Run {
         self.last_delivery = Some(now);
         let elapsed = now.duration_since(self.base).as_nanos() as u64;
         self.latency.record(elapsed.saturating_sub(nanos));
+        self.timeline.record(elapsed.saturating_sub(nanos));
         if seq == slot.state.next_expected {
             self.in_order += 1;
         } else {
@@ -176,8 +191,9 @@ pub fn run(args: &BroadcastArgs) -> Result<bool, String> {
     let spec = connect_spec(&args.url, &args.common)?;
     let mut fleet: Fleet<Member> = super::fleet(spec, &args.common)?;
     let poll_err = |e: std::io::Error| format!("poll failed: {e}");
+    let ramp_start = Instant::now();
     let mut run = Run {
-        base: Instant::now(),
+        base: ramp_start,
         prefix: format!("{MARKER}:{run_id}:").into_bytes(),
         delivered: vec![0; args.messages as usize],
         deliveries: 0,
@@ -187,10 +203,10 @@ pub fn run(args: &BroadcastArgs) -> Result<bool, String> {
         last_foreign: Instant::now(),
         last_delivery: None,
         latency: Histogram::new(),
+        timeline: args.common.timeline(ramp_start),
     };
 
     // Members join first, then the publisher.
-    let ramp_start = Instant::now();
     let ramp_bound = secs(args.common.timeout) + secs(5.0);
     let mut attempted = 0u64;
     let mut publisher: Option<usize> = None;
@@ -219,10 +235,12 @@ pub fn run(args: &BroadcastArgs) -> Result<bool, String> {
         if publisher.is_some() && fleet.pending == 0 {
             break;
         }
-        if ramp_start.elapsed() > ramp_bound {
+        let now = Instant::now();
+        run.sample(&fleet, now);
+        if now - ramp_start > ramp_bound {
             break;
         }
-        if progress.due(Instant::now()) {
+        if progress.due(now) {
             eprintln!(
                 "broadcast: {} members open, {} pending, {} failed",
                 fleet.open,
@@ -252,7 +270,14 @@ pub fn run(args: &BroadcastArgs) -> Result<bool, String> {
     // Settle: let join announcements pass.
     let settle_bound = Instant::now() + Duration::from_secs(10);
     run.last_foreign = Instant::now();
-    while run.last_foreign.elapsed() < secs(args.settle) && Instant::now() < settle_bound {
+    loop {
+        let now = Instant::now();
+        run.sample(&fleet, now);
+        if now.saturating_duration_since(run.last_foreign) >= secs(args.settle)
+            || now >= settle_bound
+        {
+            break;
+        }
         fleet
             .turn(Duration::from_millis(20), &mut |_, slot, ev, now| {
                 run.on_event(slot, ev, now)
@@ -274,6 +299,7 @@ pub fn run(args: &BroadcastArgs) -> Result<bool, String> {
     let mut last_at = start;
     loop {
         let now = Instant::now();
+        run.sample(&fleet, now);
         while oldest < sent_at.len()
             && (run.delivered[oldest] >= want || now.duration_since(sent_at[oldest]) >= msg_timeout)
         {
@@ -329,13 +355,22 @@ pub fn run(args: &BroadcastArgs) -> Result<bool, String> {
     // Late deliveries of the last messages, bounded by the message timeout.
     let drain_end = Instant::now() + msg_timeout;
     let expected = sent_at.len() as u64 * members_open;
-    while run.deliveries < expected && Instant::now() < drain_end {
+    let finished_at = loop {
+        let now = Instant::now();
+        run.sample(&fleet, now);
+        if run.deliveries >= expected || now >= drain_end {
+            break now;
+        }
         fleet
             .turn(Duration::from_millis(20), &mut |_, slot, ev, now| {
                 run.on_event(slot, ev, now)
             })
             .map_err(poll_err)?;
-    }
+    };
+    let intervals = run.timeline.finish(
+        finished_at,
+        Run::totals(&fleet, run.deliveries, run.out_of_order),
+    );
     let span = run
         .last_delivery
         .map_or(Duration::ZERO, |t| t.saturating_duration_since(start));
@@ -388,7 +423,24 @@ pub fn run(args: &BroadcastArgs) -> Result<bool, String> {
         fleet.failures.summary(),
         dropped.summary(),
     );
-    emit(&args.common, &summary, &report)?;
+    let parameters = args.common.parameters(serde_json::json!({
+        "url": args.url,
+        "members": args.members,
+        "messages": args.messages,
+        "size": args.size,
+        "window": args.window,
+        "rate": args.rate,
+        "duration_secs": args.duration,
+        "msg_timeout_secs": args.msg_timeout,
+    }));
+    finish(
+        &args.common,
+        "broadcast",
+        parameters,
+        &summary,
+        &report,
+        &intervals,
+    )?;
     Ok(members_open == args.members
         && sent == args.messages
         && lost == 0

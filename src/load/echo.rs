@@ -17,7 +17,8 @@ use crate::core::MessageKind;
 
 use super::fleet::{is_exhaustion, Fleet, Slot};
 use super::report::{fmt_count, Failures};
-use super::{connect_spec, emit, per_sec, raise_fd_limit, secs, CommonArgs, Progress};
+use super::timeline::{Timeline, Totals};
+use super::{connect_spec, finish, per_sec, raise_fd_limit, secs, CommonArgs, Progress};
 use crate::histogram::{Histogram, Latency};
 
 /// Options of `wsd load echo`.
@@ -177,9 +178,25 @@ struct Run {
     first_mismatch: Option<String>,
     unexpected: u64,
     rtt: Histogram,
+    /// The run over time (`--report`); every round trip is recorded in it too.
+    timeline: Timeline,
 }
 
 impl Run {
+    /// At a turn boundary: closes the timeline's interval if it is due.
+    fn sample(&mut self, fleet: &Fleet<EchoConn>, now: Instant) {
+        let (received, mismatches, unexpected) = (self.received, self.mismatches, self.unexpected);
+        self.timeline.tick(now, || {
+            Self::totals(fleet, received, mismatches, unexpected)
+        });
+    }
+
+    fn totals(fleet: &Fleet<EchoConn>, received: u64, mismatches: u64, unexpected: u64) -> Totals {
+        Totals::of_fleet(fleet, received)
+            .with_error("mismatch", mismatches)
+            .with_error("unexpected", unexpected)
+    }
+
     fn send_one(&mut self, id: usize, slot: &mut Slot<EchoConn>, now: Instant) {
         let seq = slot.state.next_seq;
         self.payloads.fill(id as u32, seq, &mut self.buf);
@@ -208,8 +225,9 @@ impl Run {
         if !matches!(self.window_end, Some(end) if now > end) {
             self.received_in_window += 1;
         }
-        self.rtt
-            .record(now.duration_since(sent_at).as_nanos() as u64);
+        let rtt = now.duration_since(sent_at).as_nanos() as u64;
+        self.rtt.record(rtt);
+        self.timeline.record(rtt);
         if m.kind != self.kind || !self.payloads.verify(id as u32, seq, &m.data) {
             self.mismatches += 1;
             if self.first_mismatch.is_none() {
@@ -264,6 +282,7 @@ pub fn run(args: &EchoArgs) -> Result<bool, String> {
     }
     let spec = connect_spec(&args.url, &args.common)?;
     let mut fleet: Fleet<EchoConn> = super::fleet(spec, &args.common)?;
+    let ramp_start = Instant::now();
     let mut run = Run {
         payloads: if args.json_like {
             Payloads::json_like(args.size)
@@ -286,11 +305,11 @@ pub fn run(args: &EchoArgs) -> Result<bool, String> {
         first_mismatch: None,
         unexpected: 0,
         rtt: Histogram::new(),
+        timeline: args.common.timeline(ramp_start),
     };
     let poll_err = |e: std::io::Error| format!("poll failed: {e}");
 
     // Ramp: open every connection (bounded by the handshake timeout).
-    let ramp_start = Instant::now();
     let mut attempted = 0u64;
     while attempted < args.connections || fleet.pending > 0 {
         while attempted < args.connections && fleet.pending < 256 {
@@ -305,7 +324,9 @@ pub fn run(args: &EchoArgs) -> Result<bool, String> {
         fleet
             .turn(Duration::from_millis(20), &mut |_, _, _, _| {})
             .map_err(poll_err)?;
-        if ramp_start.elapsed() > secs(args.common.timeout) + secs(5.0) {
+        let now = Instant::now();
+        run.sample(&fleet, now);
+        if now - ramp_start > secs(args.common.timeout) + secs(5.0) {
             break;
         }
     }
@@ -330,6 +351,7 @@ pub fn run(args: &EchoArgs) -> Result<bool, String> {
     let mut last_at = start;
     loop {
         let now = Instant::now();
+        run.sample(&fleet, now);
         if now >= end {
             break;
         }
@@ -346,7 +368,9 @@ pub fn run(args: &EchoArgs) -> Result<bool, String> {
         }
         fleet
             .turn(
-                (end - now).min(Duration::from_millis(100)),
+                (end - now)
+                    .min(Duration::from_millis(100))
+                    .min(run.timeline.until_next(now)),
                 &mut |id, slot, ev, now| run.on_event(id, slot, ev, now),
             )
             .map_err(poll_err)?;
@@ -359,13 +383,23 @@ pub fn run(args: &EchoArgs) -> Result<bool, String> {
         fleet.for_each_open(|_, slot| n += slot.state.inflight.len() as u64);
         n
     };
-    while inflight(&mut fleet) > 0 && Instant::now() < drain_end {
+    let finished_at = loop {
+        let now = Instant::now();
+        run.sample(&fleet, now);
+        if inflight(&mut fleet) == 0 || now >= drain_end {
+            break now;
+        }
         fleet
-            .turn(Duration::from_millis(50), &mut |id, slot, ev, now| {
-                run.on_event(id, slot, ev, now)
-            })
+            .turn(
+                Duration::from_millis(50).min(run.timeline.until_next(now)),
+                &mut |id, slot, ev, now| run.on_event(id, slot, ev, now),
+            )
             .map_err(poll_err)?;
-    }
+    };
+    let intervals = run.timeline.finish(
+        finished_at,
+        Run::totals(&fleet, run.received, run.mismatches, run.unexpected),
+    );
     let unanswered = inflight(&mut fleet);
     let open_at_end = fleet.open as u64;
     let dropped = fleet.dropped.clone();
@@ -416,7 +450,24 @@ pub fn run(args: &EchoArgs) -> Result<bool, String> {
     if let Some(first) = &run.first_mismatch {
         summary.push_str(&format!("\n  MISMATCH: {first}"));
     }
-    emit(&args.common, &summary, &report)?;
+    let parameters = args.common.parameters(serde_json::json!({
+        "url": args.url,
+        "connections": args.connections,
+        "pipeline": args.pipeline,
+        "size": args.size,
+        "binary": args.binary,
+        "json_like": args.json_like,
+        "duration_secs": args.duration,
+        "drain_secs": args.drain,
+    }));
+    finish(
+        &args.common,
+        "echo",
+        parameters,
+        &summary,
+        &report,
+        &intervals,
+    )?;
     let ok = established == args.connections
         && run.mismatches == 0
         && run.unexpected == 0

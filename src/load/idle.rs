@@ -6,7 +6,7 @@
 //! run this same code. It must never exceed N attempts or the time bounds,
 //! and it stops opening (saying why) at the first EMFILE or EADDRNOTAVAIL.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -16,6 +16,7 @@ use crate::client::{ConnError, ConnEvent};
 
 use super::fleet::{Fleet, Slot};
 use super::report::{fmt_count, Failures};
+use super::timeline::{Interval, Timeline, Totals};
 use super::{connect_spec, per_sec, raise_fd_limit, secs, to_json, CommonArgs, Progress};
 use crate::histogram::{Histogram, Latency};
 
@@ -52,6 +53,10 @@ pub struct IdleArgs {
     /// Worker protocol: print `ready N` after the ramp and wait for a stdin line.
     #[arg(long, hide = true)]
     pub wait_go: bool,
+    /// Sample the run over time even without --report (a worker's parent, or
+    /// the rss mode, writes the report).
+    #[arg(long, hide = true)]
+    pub timeline: bool,
 }
 
 /// The two moments a caller (the RSS mode) may want to observe.
@@ -84,6 +89,8 @@ pub struct IdleResult {
     /// Why opening stopped early (EMFILE, ephemeral ports), if it did.
     pub stopped: Option<String>,
     pub processes: u64,
+    /// The ramp and the hold over time (with `--report`; empty otherwise).
+    pub timeline: Vec<Interval>,
 }
 
 /// The JSON form of an [`IdleResult`]: what `--json` prints and, with the raw
@@ -119,6 +126,9 @@ pub struct IdleReport {
     stopped_early: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     handshake_histogram: Option<Histogram>,
+    /// A worker's intervals, with their histograms, for its parent to merge.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    samples: Option<Vec<Interval>>,
 }
 
 impl From<IdleReport> for IdleResult {
@@ -139,6 +149,7 @@ impl From<IdleReport> for IdleResult {
             hold: secs(r.hold_secs),
             stopped: r.stopped_early,
             processes: r.processes,
+            timeline: r.samples.unwrap_or_default(),
         }
     }
 }
@@ -153,7 +164,8 @@ impl IdleResult {
         self.established == self.requested && self.held == self.requested
     }
 
-    /// The JSON form of this result; a worker's carries the raw histogram too.
+    /// The JSON form of this result; a worker's carries the raw histogram and
+    /// its intervals too.
     pub fn report(&self, with_histogram: bool) -> IdleReport {
         IdleReport {
             mode: "idle",
@@ -175,10 +187,13 @@ impl IdleResult {
             processes: self.processes.max(1),
             stopped_early: self.stopped.clone(),
             handshake_histogram: with_histogram.then(|| self.handshake_latency.clone()),
+            samples: (with_histogram && !self.timeline.is_empty()).then(|| self.timeline.clone()),
         }
     }
 
     /// Adds a worker's result into an aggregate (ramps overlap: take the longest).
+    /// Timelines are not touched: they merge by interval index, all workers at
+    /// once (`timeline::merge_by_index`).
     pub fn merge(&mut self, other: &IdleResult) {
         self.requested += other.requested;
         self.attempted += other.attempted;
@@ -260,16 +275,36 @@ pub fn run_local(
         (true, Some(ip)) => format!("idle[{ip}]"),
         _ => "idle".to_owned(),
     };
+    let start = Instant::now();
+    // Workers keep each interval's handshake histogram for their parent's merge.
+    let timeline = RefCell::new(if args.timeline || args.common.wants_report() {
+        Timeline::new(
+            start,
+            Duration::from_millis(args.common.sample_ms),
+            args.common.server_pid,
+            args.wait_go,
+        )
+    } else {
+        Timeline::off()
+    });
+    let sample = |fleet: &Fleet<()>, now: Instant| {
+        timeline
+            .borrow_mut()
+            .tick(now, || Totals::of_fleet(fleet, 0));
+    };
     let last_open = Cell::new(None::<Instant>);
     let pongs = Cell::new(0u64);
-    let mut on_event = |_: usize, _: &mut Slot<()>, ev: &ConnEvent, now: Instant| match ev {
-        ConnEvent::Open(_) => last_open.set(Some(now)),
+    let mut on_event = |_: usize, slot: &mut Slot<()>, ev: &ConnEvent, now: Instant| match ev {
+        ConnEvent::Open(_) => {
+            last_open.set(Some(now));
+            let took = now.duration_since(slot.started).as_nanos() as u64;
+            timeline.borrow_mut().record(took);
+        }
         ConnEvent::Pong(_) => pongs.set(pongs.get() + 1),
         _ => {}
     };
 
     // Ramp: open N connections, at most max_pending at a time, optionally rate-capped.
-    let start = Instant::now();
     let ramp_deadline = start + secs(args.ramp_timeout);
     let mut attempted = 0u64;
     let mut stopped: Option<String> = None;
@@ -277,7 +312,8 @@ pub fn run_local(
     let max_pending = args.max_pending.max(1);
     loop {
         let now = Instant::now();
-        let mut wait = Duration::from_millis(50);
+        sample(&fleet, now);
+        let mut wait = Duration::from_millis(50).min(timeline.borrow().until_next(now));
         let mut burst = 0;
         while stopped.is_none() && attempted < args.n && fleet.pending < max_pending && burst < 128
         {
@@ -351,7 +387,12 @@ pub fn run_local(
         println!("ready {}", fleet.open);
         let _ = std::io::stdout().flush();
         let go_deadline = Instant::now() + secs(args.ramp_timeout);
-        while !stdin_line_ready() && Instant::now() < go_deadline {
+        loop {
+            let now = Instant::now();
+            sample(&fleet, now);
+            if stdin_line_ready() || now >= go_deadline {
+                break;
+            }
             fleet
                 .turn(Duration::from_millis(20), &mut on_event)
                 .map_err(|e| format!("poll failed: {e}"))?;
@@ -365,10 +406,11 @@ pub fn run_local(
     let ping_every = args.ping_interval.filter(|k| *k > 0.0).map(secs);
     let mut next_ping = ping_every.map(|k| hold_start + k);
     let mut pings_sent = 0u64;
-    loop {
+    let held_until = loop {
         let now = Instant::now();
+        sample(&fleet, now);
         if now >= hold_end {
-            break;
+            break now;
         }
         if let (Some(at), Some(every)) = (next_ping, ping_every) {
             if now >= at {
@@ -388,16 +430,21 @@ pub fn run_local(
                 fleet.dropped.total()
             );
         }
-        let mut wait = (hold_end - now).min(Duration::from_millis(250));
+        let mut wait = (hold_end - now)
+            .min(Duration::from_millis(250))
+            .min(timeline.borrow().until_next(now));
         if let Some(at) = next_ping {
             wait = wait.min(at.saturating_duration_since(now));
         }
         fleet
             .turn(wait, &mut on_event)
             .map_err(|e| format!("poll failed: {e}"))?;
-    }
-    let hold = hold_start.elapsed();
+    };
+    let hold = held_until - hold_start;
     let held = fleet.open as u64;
+    let intervals = timeline
+        .borrow_mut()
+        .finish(held_until, Totals::of_fleet(&fleet, 0));
     hook(IdlePhase::HoldEnd, held);
     let dropped = fleet.dropped.clone();
     let closed_clean = fleet.close_all(Duration::from_secs(5));
@@ -417,6 +464,7 @@ pub fn run_local(
         hold,
         stopped,
         processes: 1,
+        timeline: intervals,
     })
 }
 

@@ -1,21 +1,28 @@
 //! The load generator (`wsd load MODE`): idle connections, pipelined echo,
-//! chat-room broadcast fan-out, and server RSS per connection.
+//! chat-room broadcast fan-out, server RSS per connection, and the comparison of
+//! two runs' reports.
 //!
 //! Owns the command line of every mode and what the modes share (fd limit,
-//! progress lines, output). Each mode lives in its own file; `fleet` drives the
-//! connections, `report` measures and formats. It must never spawn a thread (each
-//! process is one mio loop; idle spawns worker *processes* past the fd limit), and
-//! every run is bounded in time and in count.
+//! progress lines, output, writing the `--report` / `--report-json` files). Each
+//! mode lives in its own file; `fleet` drives the connections, `report` measures
+//! and formats, `timeline` samples a run over time, `html_report` draws the
+//! pages, `compare` puts two runs side by side. It must never spawn a thread
+//! (each process is one mio loop; idle spawns worker *processes* past the fd
+//! limit), and every run is bounded in time and in count.
 
 pub mod broadcast;
+pub mod compare;
 pub mod echo;
 pub mod fleet;
+pub mod html_report;
 pub mod idle;
 pub mod report;
 pub mod rss;
+pub mod timeline;
 pub mod workers;
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -41,6 +48,8 @@ pub enum Mode {
     Broadcast(broadcast::BroadcastArgs),
     /// Server RSS per connection around a nested idle run: rss --pid P [--] idle ...
     Rss(rss::RssArgs),
+    /// Two runs' --report-json files side by side: medians, ratios, charts.
+    Compare(compare::CompareArgs),
     /// Internal: one idle worker process of a multi-process idle run.
     #[command(hide = true)]
     Worker(idle::IdleArgs),
@@ -74,6 +83,22 @@ pub struct CommonArgs {
     /// compress every message sent once the server accepts it.
     #[arg(long)]
     pub deflate: bool,
+    /// Write one self-contained HTML page of the run to FILE: its parameters,
+    /// the summary and charts over time (open connections, rates, latency,
+    /// errors by cause, and server RSS and CPU with --server-pid).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Write the same data as JSON to FILE (what `wsd load compare` reads).
+    #[arg(long, value_name = "FILE")]
+    pub report_json: Option<PathBuf>,
+    /// Milliseconds per sample of the report's time series.
+    #[arg(long, value_name = "MS", default_value_t = timeline::DEFAULT_SAMPLE_MS,
+          value_parser = clap::value_parser!(u64).range(100..=1000))]
+    pub sample_ms: u64,
+    /// The server's process id: its RSS (VmRSS) and CPU use (% of one core)
+    /// are sampled into the report.
+    #[arg(long, value_name = "PID")]
+    pub server_pid: Option<u32>,
     #[command(flatten)]
     pub tls: crate::client::TlsArgs,
 }
@@ -103,6 +128,7 @@ pub fn run(args: LoadArgs) -> ExitCode {
         Mode::Echo(a) => echo::run(&a),
         Mode::Broadcast(a) => broadcast::run(&a),
         Mode::Rss(a) => rss::run(&a),
+        Mode::Compare(a) => compare::run(&a),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
@@ -216,6 +242,88 @@ pub fn emit(common: &CommonArgs, summary: &str, report: &impl Serialize) -> Resu
         println!("{summary}");
     }
     Ok(())
+}
+
+impl CommonArgs {
+    /// Whether `--report` or `--report-json` asks for the run's time series.
+    pub fn wants_report(&self) -> bool {
+        self.report.is_some() || self.report_json.is_some()
+    }
+
+    /// The run's parameters for a report: the mode's own (an object) and the
+    /// shared ones that change what is measured.
+    pub fn parameters(&self, mode_specific: serde_json::Value) -> serde_json::Value {
+        let mut map = match mode_specific {
+            serde_json::Value::Object(map) => map,
+            _ => serde_json::Map::new(),
+        };
+        let shared = serde_json::json!({
+            "deflate": self.deflate,
+            "timeout_secs": self.timeout,
+            "source_ip": self.source_ip.map(|ip| ip.to_string()),
+            "sample_ms": self.sample_ms,
+            "server_pid": self.server_pid,
+        });
+        if let serde_json::Value::Object(shared) = shared {
+            for (k, v) in shared {
+                if !v.is_null() {
+                    map.entry(k).or_insert(v);
+                }
+            }
+        }
+        serde_json::Value::Object(map)
+    }
+
+    /// The sampler of a run starting at `start`: off unless a report is wanted.
+    pub fn timeline(&self, start: Instant) -> timeline::Timeline {
+        if self.wants_report() {
+            timeline::Timeline::new(
+                start,
+                Duration::from_millis(self.sample_ms),
+                self.server_pid,
+                false,
+            )
+        } else {
+            timeline::Timeline::off()
+        }
+    }
+}
+
+/// Prints the result (see [`emit`]), then writes the `--report` and
+/// `--report-json` files: `mode`, `parameters`, `summary` (the very object
+/// `--json` prints), the sampling interval and the samples.
+pub fn finish(
+    common: &CommonArgs,
+    mode: &str,
+    parameters: serde_json::Value,
+    summary: &str,
+    report: &impl Serialize,
+    intervals: &[timeline::Interval],
+) -> Result<(), String> {
+    emit(common, summary, report)?;
+    if !common.wants_report() {
+        return Ok(());
+    }
+    let doc = timeline::RunReport {
+        mode: mode.to_owned(),
+        parameters,
+        summary: serde_json::to_value(report)
+            .map_err(|e| format!("cannot encode the result as JSON: {e}"))?,
+        interval_ms: common.sample_ms,
+        samples: intervals.iter().map(timeline::Interval::sample).collect(),
+    };
+    if let Some(path) = &common.report_json {
+        write_file(path, &(to_json(&doc)? + "\n"))?;
+    }
+    if let Some(path) = &common.report {
+        write_file(path, &html_report::run_page(&doc, Some(summary))?)?;
+    }
+    Ok(())
+}
+
+/// Writes a report file; the error names it.
+fn write_file(path: &Path, content: &str) -> Result<(), String> {
+    std::fs::write(path, content).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 /// A report as one line of JSON.

@@ -2,9 +2,11 @@
 //! connection, sampled from `/proc/PID/status` (VmRSS) before connecting, once
 //! every connection is open, and at the end of the hold.
 //!
-//! Owns sampling and the per-connection arithmetic; the connections themselves
-//! come from the idle scenario. It must never signal or otherwise touch the
-//! measured process: it only reads its status file.
+//! Owns reading the server's `/proc` files (VmRSS from `status`, CPU time from
+//! `stat`, also sampled over time by `timeline`) and the per-connection
+//! arithmetic; the connections themselves come from the idle scenario. It must
+//! never signal or otherwise touch the measured process: it only reads its
+//! `/proc` files.
 
 use clap::Parser;
 use serde::Serialize;
@@ -12,7 +14,7 @@ use serde::Serialize;
 use super::idle::{IdleArgs, IdlePhase, IdleReport};
 use super::report::fmt_count;
 use super::workers;
-use super::{emit, CommonArgs};
+use super::{finish, CommonArgs};
 
 /// Options of `wsd load rss`.
 #[derive(Debug, Clone, clap::Args)]
@@ -81,6 +83,35 @@ pub fn parse_vm_rss(status: &str) -> Option<u64> {
     Some(value * unit)
 }
 
+/// Reads the CPU time `pid` has used (user + system) in clock ticks.
+pub fn cpu_ticks(pid: u32) -> Result<u64, String> {
+    let path = format!("/proc/{pid}/stat");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    parse_cpu_ticks(&text).ok_or_else(|| format!("no utime/stime in {path}"))
+}
+
+/// `utime + stime` (fields 14 and 15) of a `/proc/PID/stat` line. The command
+/// name (field 2) may hold spaces and parentheses, so fields are counted from
+/// the last `)`.
+pub fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11); // field 3 (state) is index 0
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// Clock ticks per second (`sysconf(_SC_CLK_TCK)`), the unit of [`cpu_ticks`].
+pub fn clock_ticks_per_sec() -> f64 {
+    // SAFETY: sysconf only reads a system constant.
+    let tck = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if tck > 0 {
+        tck as f64
+    } else {
+        100.0
+    }
+}
+
 /// Bytes per connection: RSS growth over the connections that were open.
 pub fn per_connection(before: u64, after: u64, connections: u64) -> f64 {
     if connections == 0 {
@@ -107,7 +138,25 @@ pub fn run(args: &RssArgs) -> Result<bool, String> {
     let mut idle_args = parse_nested(&args.scenario)?;
     // The nested run prints nothing of its own; this mode reports both.
     idle_args.common.json = false;
-    let common: &CommonArgs = &args.common;
+    // So does its report: `--report`/`--report-json` given to rss, else to the
+    // nested idle run, make one rss report whose charts are the idle run's,
+    // sampling this pid unless another server pid is named.
+    let mut common: CommonArgs = args.common.clone();
+    if !common.wants_report() && idle_args.common.wants_report() {
+        common.report = idle_args.common.report.take();
+        common.report_json = idle_args.common.report_json.take();
+        common.sample_ms = idle_args.common.sample_ms;
+    }
+    idle_args.common.report = None;
+    idle_args.common.report_json = None;
+    idle_args.common.sample_ms = common.sample_ms;
+    idle_args.timeline = common.wants_report();
+    idle_args.common.server_pid = idle_args
+        .common
+        .server_pid
+        .or(common.server_pid)
+        .or(Some(args.pid));
+    common.server_pid = idle_args.common.server_pid;
 
     let before = vm_rss(args.pid)?;
     let mut samples: Vec<(IdlePhase, u64, Result<u64, String>)> = Vec::new();
@@ -155,7 +204,18 @@ pub fn run(args: &RssArgs) -> Result<bool, String> {
         per_conn_held,
         per_conn_ready,
     );
-    emit(common, &summary, &report)?;
+    let parameters = common.parameters(serde_json::json!({
+        "pid": args.pid,
+        "idle": workers::parameters(&idle_args),
+    }));
+    finish(
+        &common,
+        "rss",
+        parameters,
+        &summary,
+        &report,
+        &result.timeline,
+    )?;
     Ok(result.ok())
 }
 
@@ -169,6 +229,17 @@ mod tests {
         assert_eq!(parse_vm_rss(status), Some(4321 * 1024));
         assert_eq!(parse_vm_rss("Name: x\n"), None);
         assert_eq!(parse_vm_rss("VmRSS: lots kB\n"), None);
+    }
+
+    #[test]
+    fn parses_cpu_ticks_after_the_command_name() {
+        let stat =
+            "4242 (wsd (x) y) S 1 4242 4242 0 -1 4194560 300 0 0 0 17 5 0 0 20 0 1 0 99 1000 200";
+        assert_eq!(parse_cpu_ticks(stat), Some(22));
+        assert_eq!(parse_cpu_ticks("4242 (wsd) S 1 2"), None);
+        assert_eq!(parse_cpu_ticks("no parenthesis"), None);
+        assert!(cpu_ticks(std::process::id()).is_ok());
+        assert!(clock_ticks_per_sec() > 0.0);
     }
 
     #[test]

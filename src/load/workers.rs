@@ -4,8 +4,10 @@
 //! file descriptors nor ephemeral ports run out, and aggregates their results.
 //!
 //! Owns the parent side of the worker line protocol (`ready N`, `go`, `result
-//! JSON`). It must never wait unboundedly on a child: every phase has a deadline,
-//! after which remaining workers are killed by PID and reaped.
+//! JSON`, whose result carries the worker's intervals when the run is sampled)
+//! and the idle run's report. It must never wait unboundedly on a child: every
+//! phase has a deadline, after which remaining workers are killed by PID and
+//! reaped.
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr};
@@ -15,17 +17,34 @@ use std::time::{Duration, Instant};
 
 use super::idle::{run_local, IdleArgs, IdlePhase, IdleReport, IdleResult};
 use super::report::Failures;
-use super::{emit, raise_fd_limit, secs};
+use super::timeline::{merge_by_index, Interval};
+use super::{finish, raise_fd_limit, secs};
 
 /// `wsd load idle`.
 pub fn run(args: &IdleArgs) -> Result<bool, String> {
     let result = run_scenario(args, &mut |_, _| {})?;
-    emit(
+    finish(
         &args.common,
+        "idle",
+        parameters(args),
         &result.summary(&args.url),
         &result.report(false),
+        &result.timeline,
     )?;
     Ok(result.ok())
+}
+
+/// An idle run's parameters, as its report lists them.
+pub fn parameters(args: &IdleArgs) -> serde_json::Value {
+    args.common.parameters(serde_json::json!({
+        "url": args.url,
+        "connections": args.n,
+        "duration_secs": args.duration,
+        "ping_interval_secs": args.ping_interval,
+        "rate": args.rate,
+        "max_pending": args.max_pending,
+        "per_process": args.per_process,
+    }))
 }
 
 /// Runs the idle scenario in this process or, past the per-process budget, in
@@ -155,7 +174,16 @@ pub fn run_parent(
             .args(["--timeout", &args.common.timeout.to_string()])
             .args(["--progress", &args.common.progress.to_string()])
             .args(["--source-ip", &source_ip(i).to_string()])
+            .args(["--sample-ms", &args.common.sample_ms.to_string()])
             .arg("--wait-go");
+        if args.timeline || args.common.wants_report() {
+            cmd.arg("--timeline");
+            // One worker reads the server's /proc files: every worker doing it
+            // would add the same RSS up once per worker.
+            if let (0, Some(pid)) = (i, args.common.server_pid) {
+                cmd.args(["--server-pid", &pid.to_string()]);
+            }
+        }
         if args.common.kernel_ports {
             cmd.arg("--kernel-ports");
         }
@@ -236,6 +264,11 @@ pub fn run_parent(
     stop_all(&mut workers);
 
     let mut total = IdleResult::default();
+    let timelines: Vec<&[Interval]> = workers
+        .iter()
+        .filter_map(|w| w.result.as_ref().map(|r| r.timeline.as_slice()))
+        .collect();
+    total.timeline = merge_by_index(&timelines);
     for (i, w) in workers.iter().enumerate() {
         match &w.result {
             Some(r) => total.merge(r),
