@@ -5,7 +5,7 @@
 //! but values: it opens no sockets and starts nothing.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -84,17 +84,21 @@ pub struct ServerConfig {
     pub backlog: u32,
     /// Most simultaneous connections; 0 means as many as the fd limit allows.
     pub max_connections: usize,
+    /// Peers whose `X-Forwarded-For` / `Forwarded` header names the client
+    /// (CIDRs or single addresses). Default none: the header is never believed.
+    pub trusted_proxies: Vec<Cidr>,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
-            listen: vec![ListenAddr(
+            listen: vec![ListenAddr::plain(
                 "127.0.0.1:9001".parse().expect("literal address"),
             )],
             listen_tls: Vec::new(),
             backlog: 1024,
             max_connections: 0,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -126,6 +130,19 @@ pub struct LimitsConfig {
     pub read_pause_bytes: usize,
     /// `close` (default) or `drop`.
     pub slow_consumer: SlowConsumerPolicy,
+    /// Most open connections from one client address; 0 (default): no limit.
+    pub max_connections_per_ip: u32,
+    /// New requests per second from one client address (token bucket refill);
+    /// 0 (default): no limit.
+    pub handshakes_per_ip_per_sec: f64,
+    /// The bucket's size: requests one address may make at once. Default 20.
+    pub handshake_burst_per_ip: u32,
+    /// Addresses remembered beyond those with open connections (their rate
+    /// state), bounding the per-address table. Default 65536.
+    pub max_tracked_ips: usize,
+    /// Messages per second one WebSocket may send (counted per one-second
+    /// window); over it: close 1008. 0 (default): no limit.
+    pub max_messages_per_sec: u32,
 }
 
 impl Default for LimitsConfig {
@@ -138,6 +155,11 @@ impl Default for LimitsConfig {
             max_send_buffer_bytes: 32 << 20,
             read_pause_bytes: 1 << 20,
             slow_consumer: SlowConsumerPolicy::Close,
+            max_connections_per_ip: 0,
+            handshakes_per_ip_per_sec: 0.0,
+            handshake_burst_per_ip: 20,
+            max_tracked_ips: 65_536,
+            max_messages_per_sec: 0,
         }
     }
 }
@@ -625,16 +647,126 @@ pub struct UserConfig {
     pub password_hash: PasswordHash,
 }
 
-/// A listen address, parsed when the file is read so a typo names its line.
+/// A listen address, parsed when the file is read so a typo names its line:
+/// `"127.0.0.1:9001"`, or `{ addr = "10.0.0.5:9001", proxy_protocol = "v2" }`
+/// for a listener behind a load balancer that sends a PROXY protocol header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ListenAddr(pub SocketAddr);
+pub struct ListenAddr {
+    pub addr: SocketAddr,
+    pub proxy_protocol: ProxyProtocol,
+}
+
+impl ListenAddr {
+    /// An address without a PROXY header.
+    pub fn plain(addr: SocketAddr) -> ListenAddr {
+        ListenAddr {
+            addr,
+            proxy_protocol: ProxyProtocol::Off,
+        }
+    }
+}
+
+/// Whether connections on a listener start with a PROXY protocol header
+/// (v1: text, v2: binary), which then names the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProxyProtocol {
+    #[default]
+    Off,
+    V1,
+    V2,
+}
+
+fn parse_socket_addr<E: de::Error>(s: &str) -> Result<SocketAddr, E> {
+    s.parse().map_err(|_| {
+        E::custom(format!(
+            "{s:?} is not an address like 127.0.0.1:9001 or [::1]:9001"
+        ))
+    })
+}
 
 impl<'de> Deserialize<'de> for ListenAddr {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Table {
+            addr: String,
+            #[serde(default)]
+            proxy_protocol: ProxyProtocol,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            Address(String),
+            Table(Table),
+        }
+        match Written::deserialize(d).map_err(|_| {
+            de::Error::custom(
+                "expected an address like \"127.0.0.1:9001\" or a table like \
+                 { addr = \"127.0.0.1:9001\", proxy_protocol = \"v1\" } \
+                 (proxy_protocol: off, v1 or v2)",
+            )
+        })? {
+            Written::Address(s) => parse_socket_addr(&s).map(ListenAddr::plain),
+            Written::Table(t) => Ok(ListenAddr {
+                addr: parse_socket_addr(&t.addr)?,
+                proxy_protocol: t.proxy_protocol,
+            }),
+        }
+    }
+}
+
+/// An address range, `10.0.0.0/8` or `2001:db8::/32`, or one address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    network: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Parses `ADDR/PREFIX` or `ADDR`.
+    pub fn parse(s: &str) -> Option<Cidr> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a.parse::<IpAddr>().ok()?, Some(p.parse::<u8>().ok()?)),
+            None => (s.parse::<IpAddr>().ok()?, None),
+        };
+        let bits = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(bits);
+        (prefix <= bits).then_some(Cidr {
+            network: addr,
+            prefix,
+        })
+    }
+
+    /// Whether `ip` is in the range (an IPv4-mapped IPv6 address counts as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let mask = |bits: u32, len: u8| -> u128 {
+            if self.prefix == 0 {
+                0
+            } else {
+                (!0u128 << (u32::from(len) - u32::from(self.prefix))) & (!0u128 >> (128 - bits))
+            }
+        };
+        match (self.network, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let m = mask(32, 32);
+                (u128::from(u32::from(net)) & m) == (u128::from(u32::from(ip)) & m)
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let m = mask(128, 128);
+                (u128::from(net) & m) == (u128::from(ip) & m)
+            }
+            _ => false,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Cidr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        s.parse().map(ListenAddr).map_err(|_| {
+        Cidr::parse(&s).ok_or_else(|| {
             de::Error::custom(format!(
-                "{s:?} is not an address like 127.0.0.1:9001 or [::1]:9001"
+                "{s:?} is not an address range like 10.0.0.0/8, 2001:db8::/32 or 192.0.2.7"
             ))
         })
     }
@@ -815,6 +947,50 @@ impl Config {
                 "must be positive and at most max_send_buffer_bytes".into(),
             ));
         }
+        if !l.handshakes_per_ip_per_sec.is_finite() || l.handshakes_per_ip_per_sec < 0.0 {
+            return Err((
+                "handshakes_per_ip_per_sec".into(),
+                "must be a rate of 0 (no limit) or more".into(),
+            ));
+        }
+        if l.handshakes_per_ip_per_sec > 0.0 && l.handshake_burst_per_ip == 0 {
+            return Err((
+                "handshake_burst_per_ip".into(),
+                "must be at least 1 when handshakes_per_ip_per_sec is set".into(),
+            ));
+        }
+        if l.max_messages_per_sec > 60_000 {
+            return Err((
+                "max_messages_per_sec".into(),
+                "must be at most 60000 (0: no limit)".into(),
+            ));
+        }
+        if self
+            .server
+            .listen_tls
+            .iter()
+            .any(|a| a.proxy_protocol != ProxyProtocol::Off)
+        {
+            return Err((
+                "listen_tls".into(),
+                "PROXY headers are read on plain listeners only: terminate TLS at the \
+                 balancer, or use `listen` behind it"
+                    .into(),
+            ));
+        }
+        if l.max_tracked_ips == 0 {
+            return Err(("max_tracked_ips".into(), "must be at least 1".into()));
+        }
+        if self
+            .metrics
+            .listen
+            .is_some_and(|a| a.proxy_protocol != ProxyProtocol::Off)
+        {
+            return Err((
+                "proxy_protocol".into(),
+                "the metrics listener does not read PROXY headers".into(),
+            ));
+        }
         let mut seen = std::collections::HashSet::new();
         for route in &self.routes {
             if !route.path.starts_with('/') || route.path.contains('?') {
@@ -922,7 +1098,7 @@ mod tests {
     #[test]
     fn empty_file_gives_the_documented_defaults() {
         let c = parse("").unwrap();
-        assert_eq!(c.server.listen[0].0, "127.0.0.1:9001".parse().unwrap());
+        assert_eq!(c.server.listen[0].addr, "127.0.0.1:9001".parse().unwrap());
         assert_eq!(c.limits.max_request_bytes, 8192);
         assert_eq!(c.timeouts.handshake, Duration::from_secs(10));
         assert_eq!(c.server.max_connections, 0);
@@ -988,15 +1164,57 @@ mod tests {
     }
 
     #[test]
+    fn address_ranges_match_what_they_cover() {
+        let net = Cidr::parse("10.1.0.0/16").unwrap();
+        assert!(net.contains("10.1.200.3".parse().unwrap()));
+        assert!(!net.contains("10.2.0.1".parse().unwrap()));
+        assert!(
+            net.contains("::ffff:10.1.0.9".parse().unwrap()),
+            "v4-mapped"
+        );
+        assert!(!net.contains("::1".parse().unwrap()));
+        let one = Cidr::parse("127.0.0.1").unwrap();
+        assert!(one.contains("127.0.0.1".parse().unwrap()));
+        assert!(!one.contains("127.0.0.2".parse().unwrap()));
+        let v6 = Cidr::parse("2001:db8::/32").unwrap();
+        assert!(v6.contains("2001:db8:ffff::1".parse().unwrap()));
+        assert!(!v6.contains("2001:db9::1".parse().unwrap()));
+        assert!(Cidr::parse("0.0.0.0/0")
+            .unwrap()
+            .contains("8.8.8.8".parse().unwrap()));
+        for bad in ["10.0.0.0/33", "::/129", "10.0.0", "x/8", ""] {
+            assert!(Cidr::parse(bad).is_none(), "{bad}");
+        }
+        let e = parse("[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"nonsense\"]\n").unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(2), Some("trusted_proxies")),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn listen_addresses_may_ask_for_a_proxy_header() {
+        let c = parse("[server]\nlisten = [\"127.0.0.1:1\", { addr = \"127.0.0.1:2\", proxy_protocol = \"v2\" }]\n").unwrap();
+        assert_eq!(c.server.listen[0].proxy_protocol, ProxyProtocol::Off);
+        assert_eq!(c.server.listen[1].proxy_protocol, ProxyProtocol::V2);
+        assert_eq!(c.server.listen[1].addr.port(), 2);
+        let e = parse("[server]\nlisten = [{ addr = \"127.0.0.1:2\", proxy_protocol = \"v3\" }]\n")
+            .unwrap_err();
+        assert_eq!(e.line, Some(2), "{e}");
+        assert!(e.message.contains("proxy_protocol"), "{e}");
+    }
+
+    #[test]
     fn the_metrics_table_is_typed_and_its_mistakes_named() {
         let c = parse("[metrics]\nlisten = \"127.0.0.1:9100\"\nhealth_on_main = true\n[timeouts]\ndrain_delay = \"2s\"\n").unwrap();
         assert_eq!(
-            c.metrics.listen.map(|a| a.0),
+            c.metrics.listen.map(|a| a.addr),
             Some("127.0.0.1:9100".parse().unwrap())
         );
         assert!(c.metrics.health_on_main);
         assert_eq!(c.timeouts.drain_delay, Duration::from_secs(2));
-        assert_eq!(parse("").unwrap().metrics.listen.map(|a| a.0), None);
+        assert_eq!(parse("").unwrap().metrics.listen.map(|a| a.addr), None);
         let e = parse("[metrics]\nlisten = \"127.0.0.1:9100\"\npath = \"/m\"\n").unwrap_err();
         assert_eq!((e.line, e.key.as_deref()), (Some(3), Some("path")), "{e}");
         let e = parse("[metrics]\nlisten = \"localhost\"\n").unwrap_err();

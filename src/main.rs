@@ -79,8 +79,12 @@ fn main() -> ExitCode {
     // reload too).
     let (cli_listen, cli_listen_tls) = (cli.listen, cli.listen_tls);
     if !cli_listen.is_empty() || !cli_listen_tls.is_empty() {
-        config.server.listen = cli_listen.iter().copied().map(ListenAddr).collect();
-        config.server.listen_tls = cli_listen_tls.iter().copied().map(ListenAddr).collect();
+        config.server.listen = cli_listen.iter().copied().map(ListenAddr::plain).collect();
+        config.server.listen_tls = cli_listen_tls
+            .iter()
+            .copied()
+            .map(ListenAddr::plain)
+            .collect();
     }
     let config_file = cli.config.clone().or_else(|| {
         Path::new("config.toml")
@@ -104,8 +108,9 @@ fn main() -> ExitCode {
         Box::new(move || {
             let mut config = Config::load(&file).map_err(|e| e.to_string())?;
             if !listen.is_empty() || !listen_tls.is_empty() {
-                config.server.listen = listen.iter().copied().map(ListenAddr).collect();
-                config.server.listen_tls = listen_tls.iter().copied().map(ListenAddr).collect();
+                config.server.listen = listen.iter().copied().map(ListenAddr::plain).collect();
+                config.server.listen_tls =
+                    listen_tls.iter().copied().map(ListenAddr::plain).collect();
             }
             let tls = tls_setup(&config, Some(&file))?;
             Ok((config, tls))

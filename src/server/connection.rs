@@ -11,10 +11,12 @@ use std::fs::File;
 use std::rc::Rc;
 
 use crate::app::{App, Effects, Route, Slot};
+use crate::config::ProxyProtocol;
 use crate::core::WebSocket;
 use crate::logging::LogLimiter;
 use crate::server::deadlines::Deadlines;
 use crate::server::outbox::Outbox;
+use crate::server::per_ip::{EntryId, PerIp, NO_ENTRY};
 use crate::server::settings::Settings;
 use crate::server::stats::Stats;
 use crate::server::timers::Tick;
@@ -34,6 +36,8 @@ pub enum ConnState {
         remaining: u64,
         keep_alive: bool,
     },
+    /// Reading the PROXY protocol header the listener expects first.
+    ProxyHeader(ProxyProtocol),
     /// Upgraded: frames and messages, until the closing handshake is over.
     WebSocket(Session),
     /// Answered or closed: the queued output is written, then our write side shut.
@@ -49,6 +53,10 @@ pub struct Session {
     pub route: Rc<Route>,
     /// The handler's word for this connection.
     pub slot: Slot,
+    /// The message-rate window (seconds since start, wrapping) and the
+    /// messages received in it: inline, in what would be padding.
+    pub rate_window: u16,
+    pub rate_count: u16,
 }
 
 /// What a driver call tells the reactor.
@@ -78,6 +86,8 @@ pub struct Conn {
     pub flush_queued: bool,
     /// Accepted on the metrics listener: answered by `metrics.rs` only.
     pub admin: bool,
+    /// Its client address's entry in `Shared::per_ip` (`NO_ENTRY`: none yet).
+    pub client: EntryId,
 }
 
 impl Conn {
@@ -93,6 +103,7 @@ impl Conn {
             read_paused: false,
             flush_queued: false,
             admin: false,
+            client: NO_ENTRY,
         }
     }
 
@@ -119,11 +130,14 @@ pub struct Shared {
     pub fx: Effects,
     /// Draining after SIGTERM/SIGINT: `/readyz` answers 503.
     pub draining: bool,
+    /// Open connections and request rates by client address.
+    pub per_ip: PerIp,
     peer_log: LogLimiter,
 }
 
 impl Shared {
     pub fn new(settings: Settings, app: App, rbuf_len: usize, peer_log: LogLimiter) -> Shared {
+        let per_ip = PerIp::new(settings.per_ip);
         Shared {
             settings,
             app,
@@ -132,6 +146,7 @@ impl Shared {
             rbuf: vec![0; rbuf_len],
             fx: Effects::default(),
             draining: false,
+            per_ip,
             peer_log,
         }
     }

@@ -17,6 +17,7 @@ use crate::core::http::{write_closing_response, write_error_response};
 use crate::core::{parse_request, CloseCode};
 use crate::server::connection::{Conn, ConnState, Session, Shared, Verdict};
 use crate::server::deadlines::Deadline;
+use crate::server::proxy_header::{self, Parsed};
 
 /// Bytes read from a socket per `read` call into the shared buffer.
 pub const READ_CHUNK: usize = 64 * 1024;
@@ -121,6 +122,33 @@ impl Conn {
             match &self.state {
                 ConnState::Closing | ConnState::Draining => return,
                 ConnState::FileBody { .. } => break,
+                &ConnState::ProxyHeader(version) => {
+                    let outcome = proxy_header::parse(version, &data[pos..]);
+                    match outcome {
+                        Ok(Parsed::Incomplete) if data.len() - pos < proxy_header::MAX_HEADER => {
+                            break
+                        }
+                        Ok(Parsed::Done { client, len }) => {
+                            pos += len;
+                            self.state = ConnState::Request;
+                            let ip = client.map(|a| a.ip()).or_else(|| self.transport.peer_ip());
+                            if let Some(ip) = ip {
+                                if let Err(refusal) = self.count_client(ip, sh) {
+                                    self.refuse_client(refusal, ip, true, key, sh);
+                                    return;
+                                }
+                            }
+                        }
+                        Ok(Parsed::Incomplete) | Err(_) => {
+                            let why = outcome.err().unwrap_or("PROXY header too long");
+                            sh.stats.bad_requests += 1;
+                            let id = self.id;
+                            sh.log_peer(format_args!("conn {id}: {why}; closing"));
+                            self.start_closing(key, sh);
+                            return;
+                        }
+                    }
+                }
                 ConnState::Request => {
                     match parse_request(&data[pos..], &sh.settings.request_limits) {
                         Ok(None) => break,
@@ -303,6 +331,13 @@ impl Conn {
                     return Verdict::Done;
                 }
             }
+            ConnState::ProxyHeader(_) => {
+                if self.deadlines.passed(Deadline::Request, now) {
+                    sh.stats.handshake_timeouts += 1;
+                    debug!("conn {id}: no PROXY header within the handshake timeout");
+                    return Verdict::Done;
+                }
+            }
             ConnState::Request => {
                 if self.deadlines.passed(Deadline::Request, now) {
                     sh.stats.handshake_timeouts += 1;
@@ -346,8 +381,10 @@ impl Conn {
                 self.send_close(CloseCode::GOING_AWAY, "server shutting down", sh);
             }
             ConnState::FileBody { keep_alive, .. } => *keep_alive = false,
-            ConnState::Request if self.outbox.is_empty() => return Verdict::Done,
-            ConnState::Request => self.start_closing(key, sh),
+            ConnState::Request | ConnState::ProxyHeader(_) if self.outbox.is_empty() => {
+                return Verdict::Done
+            }
+            ConnState::Request | ConnState::ProxyHeader(_) => self.start_closing(key, sh),
             ConnState::WebSocket(_) | ConnState::Closing | ConnState::Draining => {}
         }
         Verdict::Continue

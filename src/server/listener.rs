@@ -10,6 +10,8 @@ use std::sync::Arc;
 use mio::net::TcpListener;
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::config::ProxyProtocol;
+
 /// Binds and listens on `addr` with `backlog`.
 pub fn bind(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
@@ -42,6 +44,8 @@ pub struct Listener {
     /// The address as configured (the port may be 0; `socket` knows the real one).
     pub addr: SocketAddr,
     pub kind: ListenerKind,
+    /// Whether its connections start with a PROXY protocol header.
+    pub proxy: ProxyProtocol,
     pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 

@@ -129,8 +129,9 @@ pub fn render(view: &View<'_>) -> String {
         "wsd_refused_total",
         "counter",
         "Connections and upgrades refused, by reason: limit (max_connections), no_route, \
-         origin, auth, protocol, route (the route's handler, e.g. a full room), bad_request \
-         (malformed or not a valid upgrade), timeout (request head not complete in time).",
+         origin, auth, protocol, route (the route's handler, e.g. a full room), per_ip_limit \
+         (max_connections_per_ip), rate (the address's request rate), bad_request (malformed, \
+         not a valid upgrade, or a bad PROXY header), timeout (request head not complete in time).",
     );
     let by = |label: &str| s.refused_by.get(label).copied().unwrap_or(0);
     for (reason, n) in [
@@ -140,6 +141,8 @@ pub fn render(view: &View<'_>) -> String {
         ("auth", by("auth")),
         ("protocol", by("protocol")),
         ("route", by("route")),
+        ("per_ip_limit", by("per_ip_limit")),
+        ("rate", by("rate")),
         ("bad_request", s.bad_requests),
         ("timeout", s.handshake_timeouts),
     ] {
@@ -240,6 +243,12 @@ pub fn render(view: &View<'_>) -> String {
         &[],
         s.slow_consumer_closes,
     );
+    m.family(
+        "wsd_rate_limited_closes_total",
+        "counter",
+        "WebSockets closed (1008) for sending more than max_messages_per_sec.",
+    );
+    m.sample("wsd_rate_limited_closes_total", &[], s.rate_limited_closes);
     m.family(
         "wsd_slow_consumer_drops_total",
         "counter",

@@ -5,6 +5,7 @@
 //! per-connection logic: that is the reactor's.
 
 pub mod certs;
+pub mod client_addr;
 pub mod connection;
 pub mod deadlines;
 pub mod driver;
@@ -12,7 +13,9 @@ pub mod fdlimit;
 pub mod listener;
 pub mod metrics;
 pub mod outbox;
+pub mod per_ip;
 pub mod process_usage;
+pub mod proxy_header;
 pub mod reactor;
 pub mod reload;
 mod request;

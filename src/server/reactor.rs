@@ -8,6 +8,7 @@
 //! name a route kind; it never blocks (every wait is a poll with a timeout).
 
 use std::io;
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,14 +20,16 @@ use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
 use crate::app::App;
-use crate::config::Config;
+use crate::config::{Config, ProxyProtocol};
 use crate::core::http::write_closing_response;
 use crate::core::{Encoding, SharedFrame};
 use crate::logging;
 use crate::logging::LogLimiter;
-use crate::server::connection::{Conn, Shared, Verdict};
+use crate::server::client_addr;
+use crate::server::connection::{Conn, ConnState, Shared, Verdict};
 use crate::server::driver::READ_CHUNK;
 use crate::server::listener::Listener;
+use crate::server::per_ip::NO_ENTRY;
 use crate::server::reload;
 use crate::server::session::Delivery;
 use crate::server::settings::Settings;
@@ -337,12 +340,12 @@ impl Reactor {
             let Some(listener) = self.listeners.get(index) else {
                 return;
             };
-            let admin = listener.admin();
+            let (admin, proxy) = (listener.admin(), listener.proxy);
             match listener.socket.accept() {
                 Ok((stream, addr)) => match &listener.tls {
-                    None => self.admit(Transport::tcp(stream), admin),
+                    None => self.admit(Transport::tcp(stream), addr, admin, proxy),
                     Some(tls) => match Transport::tls(stream, Arc::clone(tls)) {
-                        Ok(transport) => self.admit(transport, admin),
+                        Ok(transport) => self.admit(transport, addr, admin, proxy),
                         Err(e) => debug!("{addr}: TLS session: {e}"),
                     },
                 },
@@ -385,7 +388,16 @@ impl Reactor {
     /// table is full or the server drains. An `admin` (metrics listener)
     /// connection is always taken: a scrape must work when the server is full,
     /// and `/readyz` must say 503 while it drains.
-    fn admit(&mut self, mut transport: Transport, admin: bool) {
+    /// A connection from an untrusted peer on a listener without PROXY
+    /// headers is counted for its address here, and refused with a 503 when
+    /// that address has `max_connections_per_ip` open.
+    fn admit(
+        &mut self,
+        mut transport: Transport,
+        peer: SocketAddr,
+        admin: bool,
+        proxy: ProxyProtocol,
+    ) {
         let max = self.shared.settings.max_connections;
         if !admin && (self.conns.len() >= max || self.shutdown_deadline.is_some()) {
             self.shared.stats.refused += 1;
@@ -405,17 +417,56 @@ impl Reactor {
             transport.write_and_forget(&out);
             return;
         }
+        let mut client = NO_ENTRY;
+        let peer_ip = peer.ip().to_canonical();
+        let settings = &self.shared.settings;
+        if !admin
+            && settings.track_clients
+            && proxy == ProxyProtocol::Off
+            && !client_addr::trusted(peer_ip, &settings.trusted_proxies)
+        {
+            match self.shared.per_ip.open(peer_ip, self.shared.now) {
+                Ok(id) => client = id,
+                Err(_) => {
+                    *self
+                        .shared
+                        .stats
+                        .refused_by
+                        .entry("per_ip_limit")
+                        .or_default() += 1;
+                    self.shared.log_peer(format_args!(
+                        "refusing connection from {peer_ip}: too many connections from this address"
+                    ));
+                    let mut out = Vec::new();
+                    write_closing_response(
+                        &mut out,
+                        503,
+                        &[("Retry-After", "1")],
+                        "too many connections from this address",
+                    );
+                    transport.write_and_forget(&out);
+                    return;
+                }
+            }
+        }
         let entry = self.conns.vacant_entry();
         let key = entry.key();
         let token = Source::Connection(key).token();
         if let Err(e) = transport.register(self.poll.registry(), token) {
             warn!("register: {e}");
+            if client != NO_ENTRY {
+                self.shared.per_ip.close(client, self.shared.now);
+            }
             return;
         }
         let id = self.next_id;
         self.next_id += 1;
         let conn = entry.insert(Conn::new(transport, id));
         conn.admin = admin;
+        conn.client = client;
+        if proxy != ProxyProtocol::Off && !admin {
+            conn.state = ConnState::ProxyHeader(proxy);
+        }
         conn.accepted(&self.shared);
         self.shared.stats.accepted += 1;
         self.shared.stats.open = self.conns.len() as u64;
@@ -459,6 +510,9 @@ impl Reactor {
         };
         conn.transport.deregister(self.poll.registry());
         conn.release(key, &mut self.shared);
+        if conn.client != NO_ENTRY {
+            self.shared.per_ip.close(conn.client, self.shared.now);
+        }
         self.shared.stats.open = self.conns.len() as u64;
         debug!("conn {}: closed ({} open)", conn.id, self.conns.len());
         self.fan_out();
@@ -504,6 +558,7 @@ impl Reactor {
         }
         let max = connection_limit(config.server.max_connections, self.fd_ceiling);
         self.shared.settings = Settings::new(&config, max);
+        self.shared.per_ip.set_limits(self.shared.settings.per_ip);
         let rbuf_len = config.limits.max_request_bytes + READ_CHUNK;
         if self.shared.rbuf.len() < rbuf_len {
             self.shared.rbuf.resize(rbuf_len, 0);

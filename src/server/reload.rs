@@ -10,26 +10,20 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::config::Config;
+use crate::config::{Config, ListenAddr, ProxyProtocol};
 use crate::server::listener::{self, Listener, ListenerKind};
 
-/// The listeners `config` asks for, in start-up order: plain, TLS, metrics.
-pub fn wanted(config: &Config) -> Vec<(SocketAddr, ListenerKind)> {
-    let plain = config
-        .server
-        .listen
-        .iter()
-        .map(|a| (a.0, ListenerKind::Plain));
-    let secure = config
-        .server
-        .listen_tls
-        .iter()
-        .map(|a| (a.0, ListenerKind::Tls));
+/// The listeners `config` asks for, in start-up order: plain, TLS, metrics,
+/// each with whether its connections start with a PROXY header.
+pub fn wanted(config: &Config) -> Vec<(SocketAddr, ListenerKind, ProxyProtocol)> {
+    let with = |kind| move |a: &ListenAddr| (a.addr, kind, a.proxy_protocol);
+    let plain = config.server.listen.iter().map(with(ListenerKind::Plain));
+    let secure = config.server.listen_tls.iter().map(with(ListenerKind::Tls));
     let metrics = config
         .metrics
         .listen
         .iter()
-        .map(|a| (a.0, ListenerKind::Metrics));
+        .map(|a| (a.addr, ListenerKind::Metrics, ProxyProtocol::Off));
     plain.chain(secure).chain(metrics).collect()
 }
 
@@ -52,7 +46,7 @@ pub fn rebind(
 ) -> Result<Rebound, (Vec<Listener>, String)> {
     let wanted = wanted(config);
     let mut fresh = Vec::new();
-    for &(addr, kind) in &wanted {
+    for &(addr, kind, _) in &wanted {
         if old.iter().any(|l| l.addr == addr && l.kind == kind) {
             continue;
         }
@@ -66,7 +60,7 @@ pub fn rebind(
     }
     let mut old: Vec<Option<Listener>> = old.into_iter().map(Some).collect();
     let mut out = Rebound::default();
-    for (addr, kind) in wanted {
+    for (addr, kind, proxy) in wanted {
         let kept = old
             .iter_mut()
             .find(|l| l.as_ref().is_some_and(|l| l.addr == addr && l.kind == kind))
@@ -83,6 +77,7 @@ pub fn rebind(
                     socket,
                     addr,
                     kind,
+                    proxy,
                     tls: None,
                 }
             }
@@ -90,6 +85,7 @@ pub fn rebind(
         if kind == ListenerKind::Tls {
             listener.tls = tls.cloned();
         }
+        listener.proxy = proxy;
         out.listeners.push(listener);
     }
     for gone in old.into_iter().flatten() {
@@ -154,9 +150,9 @@ mod tests {
         let mut c = Config::builtin();
         c.server.listen = listen
             .iter()
-            .map(|a| ListenAddr(a.parse().unwrap()))
+            .map(|a| ListenAddr::plain(a.parse().unwrap()))
             .collect();
-        c.metrics.listen = metrics.map(|a| ListenAddr(a.parse().unwrap()));
+        c.metrics.listen = metrics.map(|a| ListenAddr::plain(a.parse().unwrap()));
         c
     }
 

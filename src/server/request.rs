@@ -5,15 +5,19 @@
 //! Owns the turn from request to response or session. It must never decide
 //! policy (the app and the handlers do) or parse bytes (the core does).
 
+use std::net::IpAddr;
+
 use log::debug;
 
 use crate::app::{bump, Admission, Peer, Rejection};
 use crate::core::deflate::PerMessageDeflate;
-use crate::core::http::write_error_response;
-use crate::core::{write_accept_response, Request, Role, Upgrade, WebSocket};
+use crate::core::http::{write_closing_response, write_error_response};
+use crate::core::{write_accept_response, Headers, Request, Role, Upgrade, WebSocket};
+use crate::server::client_addr::client_ip;
 use crate::server::connection::{Conn, ConnState, Session, Shared};
 use crate::server::deadlines::Deadline;
 use crate::server::metrics;
+use crate::server::per_ip::{Refusal, NO_ENTRY};
 
 impl Conn {
     /// Answers one complete request head.
@@ -22,14 +26,17 @@ impl Conn {
         if self.admin || (sh.settings.health_on_main && metrics::is_health(request.path())) {
             return self.answer_operator(&request, key, sh);
         }
+        if sh.settings.track_clients && !self.admit_client(&request, key, sh) {
+            return;
+        }
         match request.websocket_upgrade() {
             Err(e) => {
                 self.outbox.append(|out| write_error_response(out, &e));
                 sh.stats.handshake_failures += 1;
                 sh.stats.bad_requests += 1;
-                let id = self.id;
+                let (id, from) = (self.id, self.client_label(sh));
                 sh.log_peer(format_args!(
-                    "conn {id}: refused upgrade {} {}: {e} (answered {})",
+                    "conn {id} from {from}: refused upgrade {} {}: {e} (answered {})",
                     request.method,
                     request.path(),
                     e.status()
@@ -39,6 +46,77 @@ impl Conn {
             Ok(None) => self.serve_plain(&request, key, sh),
             Ok(Some(upgrade)) => self.upgrade(&request, &upgrade, key, sh),
         }
+    }
+
+    /// Per-address accounting before any upgrade work: the client's address
+    /// (a trusted proxy's header may name it) is counted against
+    /// `max_connections_per_ip` once per connection, and every request takes
+    /// a token from its bucket. `false`: refused (answered and closing).
+    fn admit_client(&mut self, request: &Request, key: usize, sh: &mut Shared) -> bool {
+        let upgrade = request.header("Upgrade").is_some();
+        if self.client == NO_ENTRY {
+            let Some(peer) = self.transport.peer_ip() else {
+                return true;
+            };
+            let ip = client_ip(request, peer, &sh.settings.trusted_proxies);
+            if let Err(refusal) = self.count_client(ip, sh) {
+                self.refuse_client(refusal, ip, upgrade, key, sh);
+                return false;
+            }
+        }
+        if let Err(refusal) = sh.per_ip.request(self.client, sh.now) {
+            if let Some(ip) = sh.per_ip.ip(self.client) {
+                self.refuse_client(refusal, ip, upgrade, key, sh);
+                return false;
+            }
+        }
+        true
+    }
+
+    /// The client's address for a log line: the one a PROXY header or a
+    /// trusted proxy named, else the peer's.
+    fn client_label(&self, sh: &Shared) -> String {
+        sh.per_ip
+            .ip(self.client)
+            .or_else(|| self.transport.peer_ip())
+            .map_or_else(|| "?".to_owned(), |ip| ip.to_string())
+    }
+
+    /// Counts this connection for client address `ip` (once).
+    pub(super) fn count_client(&mut self, ip: IpAddr, sh: &mut Shared) -> Result<(), Refusal> {
+        if !sh.settings.track_clients || self.client != NO_ENTRY {
+            return Ok(());
+        }
+        self.client = sh.per_ip.open(ip, sh.now)?;
+        Ok(())
+    }
+
+    /// Answers a per-address refusal: 503 to an upgrade (or before the
+    /// request), 429 to plain HTTP, with `Retry-After`; counted and logged
+    /// (rate-limited).
+    pub(super) fn refuse_client(
+        &mut self,
+        refusal: Refusal,
+        ip: IpAddr,
+        upgrade: bool,
+        key: usize,
+        sh: &mut Shared,
+    ) {
+        let (label, why) = match refusal {
+            Refusal::Connections => ("per_ip_limit", "too many connections from this address"),
+            Refusal::Rate => ("rate", "too many requests from this address"),
+            Refusal::Table => ("rate", "too many addresses at once"),
+        };
+        let status = if upgrade { 503 } else { 429 };
+        self.outbox
+            .append(|out| write_closing_response(out, status, &[("Retry-After", "1")], why));
+        sh.stats.handshake_failures += 1;
+        *sh.stats.refused_by.entry(label).or_default() += 1;
+        let id = self.id;
+        sh.log_peer(format_args!(
+            "conn {id} from {ip}: refused: {why} (answered {status})"
+        ));
+        self.start_closing(key, sh);
     }
 
     /// `/metrics`, `/healthz`, `/readyz` (and 404 for anything else on the
@@ -127,6 +205,8 @@ impl Conn {
             ws,
             route: accepted.route,
             slot,
+            rate_window: 0,
+            rate_count: 0,
         });
         self.deadlines.clear_all();
         if sh.settings.ping_interval_ticks != 0 {
@@ -159,9 +239,9 @@ impl Conn {
             .refused_by
             .entry(rejection.cause.label())
             .or_default() += 1;
-        let id = self.id;
+        let (id, from) = (self.id, self.client_label(sh));
         sh.log_peer(format_args!(
-            "conn {id}: refused upgrade to {}: {} (answered {})",
+            "conn {id} from {from}: refused upgrade to {}: {} (answered {})",
             request.path(),
             rejection.reason,
             rejection.status

@@ -15,7 +15,7 @@ use log::debug;
 use crate::app::Peer;
 use crate::config::SlowConsumerPolicy;
 use crate::core::{encode_shared, CloseCode, Encoding, Event, Message, SharedFrame, State};
-use crate::server::connection::{Conn, ConnState, Shared};
+use crate::server::connection::{Conn, ConnState, Session, Shared};
 use crate::server::deadlines::Deadline;
 
 /// What delivering a broadcast to one connection did.
@@ -27,6 +27,23 @@ pub enum Delivery {
     Queued,
     /// Over the send limit: a close 1008 is queued and a close deadline set.
     Closing,
+}
+
+/// Counts one message against `max_messages_per_sec` (a one-second window
+/// aligned to the loop's clock); true once the window's count passes it.
+fn over_message_rate(session: &mut Session, sh: &Shared) -> bool {
+    let limit = sh.settings.max_messages_per_sec;
+    if limit == 0 {
+        return false;
+    }
+    // Seconds since start, wrapping every 18 hours: only equality is asked.
+    let window = (sh.now / sh.settings.ticks_per_sec) as u16;
+    if session.rate_window != window {
+        session.rate_window = window;
+        session.rate_count = 0;
+    }
+    session.rate_count = session.rate_count.saturating_add(1);
+    u32::from(session.rate_count) > limit
 }
 
 impl Conn {
@@ -49,10 +66,21 @@ impl Conn {
                 Event::Message(message) => {
                     sh.stats.messages_in += 1;
                     session.route.traffic.received(message.data.len());
-                    let handler = &session.route.handler;
-                    sh.fx.set_origin(Some(key), handler);
-                    handler.message(peer, session.slot, message, &mut sh.fx);
-                    self.carry_out_effects(sh);
+                    if !session.ws.is_open() {
+                        // We sent a close: what the peer sends meanwhile is dropped.
+                    } else if over_message_rate(session, sh) {
+                        sh.stats.rate_limited_closes += 1;
+                        let (id, limit) = (self.id, sh.settings.max_messages_per_sec);
+                        sh.log_peer(format_args!(
+                            "conn {id}: over {limit} messages per second: closing with 1008"
+                        ));
+                        self.send_close(CloseCode::POLICY, "message rate limit", sh);
+                    } else {
+                        let handler = &session.route.handler;
+                        sh.fx.set_origin(Some(key), handler);
+                        handler.message(peer, session.slot, message, &mut sh.fx);
+                        self.carry_out_effects(sh);
+                    }
                 }
                 Event::Ping(_) | Event::Pong(_) => {}
                 Event::Close(frame) => {

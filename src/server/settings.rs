@@ -4,9 +4,10 @@
 //! Owns that conversion only. It must never be changed by a connection: every
 //! driver reads the same settings.
 
-use crate::config::{Config, SlowConsumerPolicy};
+use crate::config::{Cidr, Config, ProxyProtocol, SlowConsumerPolicy};
 use crate::core::{Limits, RequestLimits};
-use crate::server::timers::{Tick, TimerWheel};
+use crate::server::per_ip;
+use crate::server::timers::{Tick, TimerWheel, TICK};
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -28,6 +29,15 @@ pub struct Settings {
     pub metrics: bool,
     /// `/healthz` and `/readyz` are answered on the main listeners too.
     pub health_on_main: bool,
+    /// Client addresses are kept per connection (limits per address, PROXY
+    /// headers or trusted proxies are configured).
+    pub track_clients: bool,
+    pub per_ip: per_ip::Limits,
+    pub trusted_proxies: Vec<Cidr>,
+    /// Messages per second one WebSocket may send; 0: no limit.
+    pub max_messages_per_sec: u32,
+    /// Ticks in one second (the message-rate window).
+    pub ticks_per_sec: Tick,
 }
 
 impl Settings {
@@ -63,6 +73,24 @@ impl Settings {
             },
             metrics: config.metrics.listen.is_some(),
             health_on_main: config.metrics.health_on_main,
+            track_clients: l.max_connections_per_ip != 0
+                || l.handshakes_per_ip_per_sec > 0.0
+                || !config.server.trusted_proxies.is_empty()
+                || config
+                    .server
+                    .listen
+                    .iter()
+                    .chain(&config.server.listen_tls)
+                    .any(|a| a.proxy_protocol != ProxyProtocol::Off),
+            per_ip: per_ip::Limits {
+                max_open: l.max_connections_per_ip,
+                refill_per_tick: l.handshakes_per_ip_per_sec * TICK.as_secs_f64(),
+                burst: f64::from(l.handshake_burst_per_ip),
+                max_idle: l.max_tracked_ips,
+            },
+            trusted_proxies: config.server.trusted_proxies.clone(),
+            max_messages_per_sec: l.max_messages_per_sec,
+            ticks_per_sec: TimerWheel::ticks_for(std::time::Duration::from_secs(1)).max(1),
         }
     }
 }

@@ -70,6 +70,8 @@ pub struct Stats {
     /// SIGHUP certificate reloads that took effect, and that were refused.
     pub reloads_ok: u64,
     pub reloads_failed: u64,
+    /// WebSockets closed (1008) for passing `max_messages_per_sec`.
+    pub rate_limited_closes: u64,
     /// Loop turns, timed while metrics are served.
     pub turns: TurnHistogram,
 }

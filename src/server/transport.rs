@@ -58,6 +58,11 @@ impl Transport {
         self.tls.as_ref().is_some_and(|tls| tls.wants_write())
     }
 
+    /// The peer's address (None if the socket no longer knows it).
+    pub fn peer_ip(&self) -> Option<std::net::IpAddr> {
+        self.tcp.peer_addr().ok().map(|a| a.ip().to_canonical())
+    }
+
     /// Whether this is a TLS session whose handshake has not finished.
     pub fn tls_handshaking(&self) -> bool {
         self.tls.as_ref().is_some_and(|tls| tls.handshaking())

@@ -42,6 +42,14 @@ impl Wsd {
     }
 
     pub fn start_with_args(config_toml: &str, extra: &[&str]) -> Wsd {
+        let mut args = vec!["--listen", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        Self::start_as_configured(config_toml, &args)
+    }
+
+    /// Starts wsd on the config's own `listen` addresses (use port 0); `addr`
+    /// is the first one it reports.
+    pub fn start_as_configured(config_toml: &str, extra: &[&str]) -> Wsd {
         let dir = temp_dir("wsd");
         let config = dir.join("config.toml");
         std::fs::write(&config, config_toml).expect("write config");
@@ -49,7 +57,6 @@ impl Wsd {
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .arg("--config")
             .arg(&config)
-            .args(["--listen", "127.0.0.1:0"])
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
