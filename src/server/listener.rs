@@ -47,6 +47,8 @@ pub struct Listener {
     /// Whether its connections start with a PROXY protocol header.
     pub proxy: ProxyProtocol,
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Handed over by systemd (socket activation): kept across reloads.
+    pub inherited: bool,
 }
 
 impl Listener {

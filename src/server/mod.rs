@@ -4,6 +4,7 @@
 //! Owns start-up and the order of things at start. It must never hold
 //! per-connection logic: that is the reactor's.
 
+pub mod activation;
 pub mod certs;
 pub mod client_addr;
 pub mod connection;
@@ -71,7 +72,15 @@ pub fn serve(
     }
     let max_connections = connection_limit(config.server.max_connections, ceiling);
     let app = App::new(config)?;
-    let bound = reload::rebind(config, tls.as_ref(), Vec::new()).map_err(|(_, e)| e)?;
+    let inherited = activation::inherited_listeners()?;
+    if inherited.iter().any(|l| l.kind == ListenerKind::Tls) && tls.is_none() {
+        return Err("systemd passed a socket named \"tls\" but there is no [tls] table".into());
+    }
+    let activated = !inherited.is_empty();
+    let bound = reload::rebind(config, tls.as_ref(), inherited).map_err(|(_, e)| e)?;
+    if activated {
+        info!("socket activation: serving the listeners systemd passed");
+    }
     // The loop (and its signal handler) exists before the first line that says
     // we are up, so a SIGTERM sent on seeing it is always handled.
     let mut lines = Vec::new();

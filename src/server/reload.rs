@@ -44,7 +44,12 @@ pub fn rebind(
     tls: Option<&Arc<rustls::ServerConfig>>,
     old: Vec<Listener>,
 ) -> Result<Rebound, (Vec<Listener>, String)> {
-    let wanted = wanted(config);
+    // Kinds systemd provides are not bound from the config.
+    let activated: Vec<ListenerKind> = old.iter().filter(|l| l.inherited).map(|l| l.kind).collect();
+    let wanted: Vec<_> = wanted(config)
+        .into_iter()
+        .filter(|(_, kind, _)| !activated.contains(kind))
+        .collect();
     let mut fresh = Vec::new();
     for &(addr, kind, _) in &wanted {
         if old.iter().any(|l| l.addr == addr && l.kind == kind) {
@@ -58,8 +63,16 @@ pub fn rebind(
             Err(e) => return Err((old, format!("cannot listen on {addr}: {e}"))),
         }
     }
-    let mut old: Vec<Option<Listener>> = old.into_iter().map(Some).collect();
     let mut out = Rebound::default();
+    let (inherited, old): (Vec<Listener>, Vec<Listener>) =
+        old.into_iter().partition(|l| l.inherited);
+    for mut listener in inherited {
+        if listener.kind == ListenerKind::Tls {
+            listener.tls = tls.cloned();
+        }
+        out.listeners.push(listener);
+    }
+    let mut old: Vec<Option<Listener>> = old.into_iter().map(Some).collect();
     for (addr, kind, proxy) in wanted {
         let kept = old
             .iter_mut()
@@ -79,6 +92,7 @@ pub fn rebind(
                     kind,
                     proxy,
                     tls: None,
+                    inherited: false,
                 }
             }
         };
