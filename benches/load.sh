@@ -13,6 +13,7 @@
 #        deflate-shared-l6, deflate-dedicated-l6 (wsd at level 6 too).
 # Environment: RUNS (default 3), SERVER_CPU (0), LOAD_CPU (1), IDLE_N (19000),
 #              ECHO_SECS (5), HOLD_SECS (5), OUT (target/bench-load), SKIP_BUILD=1,
+#              WSD_EXTRA_CONFIG (TOML appended to wsd's config: limits, [metrics], ...),
 #              BEFORE=/path/to/an/older/wsd (adds a "before" column: that binary runs
 #              every scenario beside this tree's build, in the same run, alternating),
 #              PEER=0 (leave the peer out), PEER=uws (the peer is uWebSockets, built
@@ -131,6 +132,10 @@ EOF
 
 if [ "$TLS" = 1 ]; then
     printf '[tls]\ncert = "%s"\nkey = "%s"\n' "$OUT/cert.pem" "$OUT/key.pem" >>"$OUT/bench.toml"
+fi
+# WSD_EXTRA_CONFIG: TOML appended to wsd's benchmark config (e.g. limits or [metrics]).
+if [ -n "${WSD_EXTRA_CONFIG:-}" ]; then
+    printf '\n%s\n' "$WSD_EXTRA_CONFIG" >>"$OUT/bench.toml"
 fi
 
 # --- servers -----------------------------------------------------------------
