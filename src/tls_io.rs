@@ -16,10 +16,17 @@ use rustls::ConnectionCommon;
 /// (`WouldBlock`). `Ok(0)` is the end of the stream (close_notify, or TCP EOF);
 /// `eof` remembers the TCP end. A TLS error queues its alert, tries to send it,
 /// and is returned: the caller ends the connection.
+///
+/// `drained`, when given, remembers that the last record read from the socket
+/// got fewer bytes than rustls asked for: with edge-triggered readiness the
+/// socket is empty until the next event, so once the plaintext is used up this
+/// returns `WouldBlock` without the `recv` that would only say EAGAIN (and
+/// forgets the mark, so the next event's call reads again).
 pub fn read_plaintext<D>(
     tls: &mut ConnectionCommon<D>,
     tcp: &mut TcpStream,
     eof: &mut bool,
+    mut drained: Option<&mut bool>,
     buf: &mut [u8],
 ) -> io::Result<usize> {
     loop {
@@ -33,9 +40,23 @@ pub fn read_plaintext<D>(
         if *eof {
             return Ok(0);
         }
-        match tls.read_tls(tcp) {
+        if let Some(drained) = drained.as_deref_mut() {
+            if std::mem::take(drained) {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+        }
+        let mut socket = MeasuredRead {
+            tcp: &mut *tcp,
+            asked: 0,
+            got: 0,
+        };
+        match tls.read_tls(&mut socket) {
             Ok(0) => *eof = true,
-            Ok(_) => {}
+            Ok(_) => {
+                if let Some(drained) = drained.as_deref_mut() {
+                    *drained = socket.got < socket.asked;
+                }
+            }
             Err(e) => return Err(e),
         }
         if let Err(e) = tls.process_new_packets() {
@@ -44,6 +65,24 @@ pub fn read_plaintext<D>(
         }
         // Handshake messages go out as soon as they exist.
         write_records(tls, tcp)?;
+    }
+}
+
+/// The socket as rustls reads it, remembering how much the last read asked
+/// for and got.
+struct MeasuredRead<'a> {
+    tcp: &'a mut TcpStream,
+    asked: usize,
+    got: usize,
+}
+
+impl Read for MeasuredRead<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.asked = buf.len();
+        self.got = 0;
+        let n = self.tcp.read(buf)?;
+        self.got = n;
+        Ok(n)
     }
 }
 

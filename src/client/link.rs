@@ -60,7 +60,7 @@ impl Link {
     pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Link::Tcp(s) => s.read(buf),
-            Link::Tls(t) => read_plaintext(&mut t.tls, &mut t.tcp, &mut t.eof, buf),
+            Link::Tls(t) => read_plaintext(&mut t.tls, &mut t.tcp, &mut t.eof, None, buf),
         }
     }
 

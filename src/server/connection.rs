@@ -130,6 +130,9 @@ pub struct Shared {
     pub fx: Effects,
     /// Draining after SIGTERM/SIGINT: `/readyz` answers 503.
     pub draining: bool,
+    /// The event being handled said the peer closed its side (or failed):
+    /// read to the end rather than stop at a short read.
+    pub peer_may_have_closed: bool,
     /// Open connections and request rates by client address.
     pub per_ip: PerIp,
     peer_log: LogLimiter,
@@ -146,6 +149,7 @@ impl Shared {
             rbuf: vec![0; rbuf_len],
             fx: Effects::default(),
             draining: false,
+            peer_may_have_closed: false,
             per_ip,
             peer_log,
         }

@@ -72,7 +72,12 @@ impl Conn {
             }
             rbuf[..tail.len()].copy_from_slice(&tail);
             let end = (tail.len() + READ_CHUNK).min(rbuf.len());
-            match self.transport.read(&mut rbuf[tail.len()..end]) {
+            let asked = end - tail.len();
+            let trust_short_reads = !sh.peer_may_have_closed;
+            match self
+                .transport
+                .read(&mut rbuf[tail.len()..end], trust_short_reads)
+            {
                 Ok(0) => {
                     debug!("conn {}: peer closed its side", self.id);
                     if self.outbox.is_empty() {
@@ -86,6 +91,15 @@ impl Conn {
                     sh.stats.bytes_in += n as u64;
                     self.heard_from_peer(sh);
                     self.process(&rbuf[..tail.len() + n], key, sh);
+                    // mio's epoll registration is edge-triggered: data that
+                    // arrives after this read raises a new event. So a read that
+                    // got fewer bytes than asked has emptied the socket for now,
+                    // and the recv that would only say EAGAIN is skipped. Not when
+                    // the event said the peer closed: its EOF was already there
+                    // and no later event would report it.
+                    if n < asked && trust_short_reads && self.transport.short_read_drains() {
+                        return Verdict::Continue;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.inbuf = tail;
@@ -275,7 +289,7 @@ impl Conn {
         // A buffer of its own: the shared one may be lent out.
         let mut sink = [0u8; 4096];
         loop {
-            match self.transport.read(&mut sink) {
+            match self.transport.read(&mut sink, false) {
                 Ok(0) => return Verdict::Done,
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Verdict::Continue,

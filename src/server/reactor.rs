@@ -145,7 +145,10 @@ impl Reactor {
                             self.flush(key);
                         }
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            self.shared.peer_may_have_closed =
+                                event.is_read_closed() || event.is_error();
                             self.drive(key, Conn::on_readable);
+                            self.shared.peer_may_have_closed = false;
                         }
                     }
                     Source::Unknown => {}

@@ -25,17 +25,34 @@ pub struct TlsSession {
     tls: rustls::ServerConnection,
     /// The peer closed its side of the TCP stream.
     eof: bool,
+    /// The last socket read came up short: nothing more until the next event.
+    drained: bool,
 }
 
 impl TlsSession {
     pub fn new(config: Arc<rustls::ServerConfig>) -> io::Result<TlsSession> {
         let tls = rustls::ServerConnection::new(config).map_err(io::Error::other)?;
-        Ok(TlsSession { tls, eof: false })
+        Ok(TlsSession {
+            tls,
+            eof: false,
+            drained: false,
+        })
     }
 
-    /// Reads plaintext into `buf` (see [`crate::tls_io::read_plaintext`]).
-    pub fn read(&mut self, tcp: &mut TcpStream, buf: &mut [u8]) -> io::Result<usize> {
-        read_plaintext(&mut self.tls, tcp, &mut self.eof, buf)
+    /// Reads plaintext into `buf` (see [`crate::tls_io::read_plaintext`]);
+    /// with `trust_short_reads`, a short socket read ends this event's reading
+    /// once the plaintext is used up.
+    pub fn read(
+        &mut self,
+        tcp: &mut TcpStream,
+        buf: &mut [u8],
+        trust_short_reads: bool,
+    ) -> io::Result<usize> {
+        if !trust_short_reads {
+            self.drained = false;
+        }
+        let drained = trust_short_reads.then_some(&mut self.drained);
+        read_plaintext(&mut self.tls, tcp, &mut self.eof, drained, buf)
     }
 
     /// Encrypts queued output as rustls accepts it and writes the records.

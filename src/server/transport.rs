@@ -85,11 +85,22 @@ impl Transport {
     }
 
     /// Reads received bytes into `buf`; `Ok(0)` is the peer's end of stream.
-    pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+    ///
+    /// `trust_short_reads`: the peer is not known to have closed, so a socket
+    /// read that returns fewer bytes than asked leaves the socket empty until
+    /// the next readiness event (see [`Transport::short_read_drains`]).
+    pub fn read(&mut self, buf: &mut [u8], trust_short_reads: bool) -> io::Result<usize> {
         match &mut self.tls {
             None => self.tcp.read(buf),
-            Some(tls) => tls.read(&mut self.tcp, buf),
+            Some(tls) => tls.read(&mut self.tcp, buf, trust_short_reads),
         }
+    }
+
+    /// Whether a `read` that returned fewer bytes than `buf` held means the
+    /// socket is empty for now: true for plain TCP. Over TLS the count is of
+    /// plaintext, not of socket bytes; the session keeps its own mark instead.
+    pub fn short_read_drains(&self) -> bool {
+        self.tls.is_none()
     }
 
     /// Writes queued output until it is all out or the socket would block.
