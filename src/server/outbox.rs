@@ -13,6 +13,8 @@ use crate::core::OwnedFrame;
 
 /// Buffers below this size take further small appends (corking).
 const COALESCE_LIMIT: usize = 64 * 1024;
+/// The first capacity of the corking buffer of an empty queue.
+const CORK_INITIAL: usize = 1000;
 /// Frame payloads at least this large are queued whole, without copying.
 const ZERO_COPY_MIN: usize = 4 * 1024;
 /// The most slices handed to one `writev`.
@@ -70,7 +72,16 @@ impl Outbox {
         let reuse = matches!(self.chunks.back(), Some(Chunk::Buffer(v)) if v.len() < COALESCE_LIMIT)
             && !(self.chunks.len() == 1 && self.offset > 0);
         if !reuse {
-            self.chunks.push_back(Chunk::Buffer(Vec::new()));
+            // The first buffer of an empty queue gets room for a turn's worth
+            // of small frames at once, instead of a doubling series from 8
+            // bytes (small enough for the allocator's per-thread cache); a
+            // buffer behind a whole payload usually holds one frame header.
+            let buffer = if self.chunks.is_empty() {
+                Vec::with_capacity(CORK_INITIAL)
+            } else {
+                Vec::new()
+            };
+            self.chunks.push_back(Chunk::Buffer(buffer));
         }
         let Some(Chunk::Buffer(tail)) = self.chunks.back_mut() else {
             return 0;
