@@ -189,3 +189,22 @@ fn the_log_level_changes_and_a_moved_log_file_is_reopened() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_reload_that_cannot_bind_changes_nothing_not_even_a_kept_routes_settings() {
+    let config = BEFORE.replace("announce = false", "announce = false\nmax_members = 2");
+    let wsd = Wsd::start(&config);
+    let occupied = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = occupied.local_addr().unwrap();
+    let tighter = format!(
+        "{}\n[metrics]\nlisten = \"{taken}\"\n",
+        config.replace("max_members = 2", "max_members = 1")
+    );
+    let line = reload(&wsd, &tighter);
+    assert!(line.contains("config not reloaded"), "{line}");
+    assert!(line.contains(&taken.to_string()), "{line}");
+    // The old limit of 2 members still holds.
+    let _first = open(wsd.addr, "/chat?room=r");
+    let _second = open(wsd.addr, "/chat?room=r");
+    assert_eq!(upgrade_status(wsd.addr, "/chat?room=r", "").status, 503);
+}

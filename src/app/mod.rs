@@ -87,20 +87,18 @@ impl Route {
 
     /// The route `config` describes, after a reload: a route at the same path
     /// with the same kind keeps its handler (and so a chat route its rooms and
-    /// their members) and its counters; the handler takes the new settings.
+    /// their members) and its counters. The handler takes the new settings
+    /// only when the reload is committed ([`App::commit_reload`]).
     pub fn reloaded(config: RouteConfig, previous: &[Rc<Route>]) -> Route {
         let same = previous
             .iter()
             .find(|r| r.config.path == config.path && r.config.kind.name() == config.kind.name());
         match same {
-            Some(old) => {
-                old.handler.reconfigure(&config.kind);
-                Route {
-                    config,
-                    handler: Rc::clone(&old.handler),
-                    traffic: Rc::clone(&old.traffic),
-                }
-            }
+            Some(old) => Route {
+                config,
+                handler: Rc::clone(&old.handler),
+                traffic: Rc::clone(&old.traffic),
+            },
             None => Route::new(config),
         }
     }
@@ -242,6 +240,14 @@ impl App {
         self.routes
             .iter()
             .any(|r| matches!(r.config.kind, RouteKind::Status))
+    }
+
+    /// A reload built this app and nothing failed: every kept handler takes
+    /// its route's new settings now (a failed reload leaves them untouched).
+    pub fn commit_reload(&self) {
+        for route in &self.routes {
+            route.handler.reconfigure(&route.config.kind);
+        }
     }
 
     fn find_route(&self, path: &str) -> Option<&Rc<Route>> {

@@ -3,7 +3,7 @@
 //! and shut down gracefully on a signal.
 //!
 //! Owns the sources (listeners, signals, the slab of connections), the timer
-//! wheel, the once-a-second status offer (`status_probe.rs` measures), SIGHUP's certificate reload, and the end of every connection: drivers report [`Verdict::Done`] and
+//! wheel, the once-a-second status offer (`status_probe.rs` measures), SIGHUP's config reload, and the end of every connection: drivers report [`Verdict::Done`] and
 //! only [`Reactor::remove`] removes. It must never parse bytes, decide policy or
 //! name a route kind; it never blocks (every wait is a poll with a timeout).
 
@@ -566,6 +566,7 @@ impl Reactor {
         if self.shared.rbuf.len() < rbuf_len {
             self.shared.rbuf.resize(rbuf_len, 0);
         }
+        app.commit_reload();
         self.shared.app = app;
         if !self.shared.app.shows_status() {
             self.status = None;
