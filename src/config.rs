@@ -285,6 +285,10 @@ pub enum RouteKind {
     Chat(ChatConfig),
     /// One JSON snapshot of the server per second to every watcher.
     Status,
+    /// A program per connection: its stdout becomes messages, messages go to its stdin.
+    Process(ProcessConfig),
+    /// A TCP connection per connection: bytes both ways, as binary (or text) messages.
+    Tcp(TcpConfig),
 }
 
 impl RouteKind {
@@ -294,8 +298,88 @@ impl RouteKind {
             RouteKind::Echo => "echo",
             RouteKind::Chat(_) => "chat",
             RouteKind::Status => "status",
+            RouteKind::Process(_) => "process",
+            RouteKind::Tcp(_) => "tcp",
         }
     }
+}
+
+/// How a bridge turns bytes into messages: `mode = "text" | "binary"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BridgeMode {
+    /// Text messages: a process route sends one per line of output.
+    Text,
+    /// Binary messages: each chunk read as it comes.
+    Binary,
+}
+
+/// What a process route does with a text line that is not UTF-8:
+/// `invalid_utf8 = "replace" | "binary"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InvalidUtf8 {
+    /// Each bad sequence becomes U+FFFD (default).
+    Replace,
+    /// The line goes out as a binary message, unchanged.
+    Binary,
+}
+
+/// What a process route does with a line longer than `max_line`:
+/// `long_lines = "split" | "close"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LongLines {
+    /// Sent in pieces of at most `max_line` bytes (default).
+    Split,
+    /// The connection is closed with 1009.
+    Close,
+}
+
+/// Where a process route's stderr goes: `stderr = "log" | "client"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StderrTo {
+    /// wsd's log, one rate-limited line per stderr line (default).
+    Log,
+    /// The client, as text `{"stream":"stderr","data":"..."}` per line.
+    Client,
+}
+
+/// The keys of a `kind = "process"` route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessConfig {
+    /// The program and its arguments; no shell unless the first word is one.
+    pub command: Vec<String>,
+    /// The working directory; default wsd's own.
+    pub cwd: Option<PathBuf>,
+    /// wsd's environment variables the program may see (besides the CGI ones).
+    pub passenv: Vec<String>,
+    /// Default text.
+    pub mode: BridgeMode,
+    /// The longest output line sent whole, in text mode. Default 64 KiB.
+    pub max_line: usize,
+    pub long_lines: LongLines,
+    pub invalid_utf8: InvalidUtf8,
+    pub stderr: StderrTo,
+    /// Programs running at once on this route; an upgrade over it gets 503. Default 64.
+    pub max_processes: usize,
+    /// The wait between each step of ending a program: stdin closed, SIGINT,
+    /// SIGTERM, SIGKILL. Default 1s.
+    pub kill_grace: Duration,
+}
+
+/// The keys of a `kind = "tcp"` route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TcpConfig {
+    /// The backend's address, resolved when the config is read.
+    pub backend: SocketAddr,
+    /// As written, for logs.
+    pub backend_name: String,
+    /// Default binary.
+    pub mode: BridgeMode,
+    /// How long connecting to the backend may take. Default 5s.
+    pub connect_timeout: Duration,
 }
 
 /// The keys of a `kind = "chat"` route.
@@ -400,6 +484,18 @@ struct RouteTable {
     compression_memory_level: Option<u8>,
     compression_level: Option<u8>,
     compression_threshold: Option<usize>,
+    command: Option<Vec<String>>,
+    cwd: Option<PathBuf>,
+    passenv: Option<Vec<String>>,
+    mode: Option<BridgeMode>,
+    max_line: Option<usize>,
+    long_lines: Option<LongLines>,
+    invalid_utf8: Option<InvalidUtf8>,
+    stderr: Option<StderrTo>,
+    max_processes: Option<usize>,
+    kill_grace: Option<String>,
+    backend: Option<String>,
+    connect_timeout: Option<String>,
 }
 
 #[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -420,6 +516,8 @@ enum KindName {
     Echo,
     Chat,
     Status,
+    Process,
+    Tcp,
 }
 
 #[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -451,24 +549,64 @@ impl RouteTable {
             ("announce", self.announce.is_some()),
             ("echo_to_sender", self.echo_to_sender.is_some()),
         ];
+        let process_keys = [
+            ("command", self.command.is_some()),
+            ("cwd", self.cwd.is_some()),
+            ("passenv", self.passenv.is_some()),
+            ("max_line", self.max_line.is_some()),
+            ("long_lines", self.long_lines.is_some()),
+            ("invalid_utf8", self.invalid_utf8.is_some()),
+            ("stderr", self.stderr.is_some()),
+            ("max_processes", self.max_processes.is_some()),
+            ("kill_grace", self.kill_grace.is_some()),
+        ];
+        let tcp_keys = [
+            ("backend", self.backend.is_some()),
+            ("connect_timeout", self.connect_timeout.is_some()),
+        ];
+        let bridge_keys = [("mode", self.mode.is_some())];
+        let not_here = |chat: bool, process: bool, tcp: bool| -> Result<(), String> {
+            if !chat {
+                only_for(&chat_keys, "kind = \"chat\"")?;
+            }
+            if !process {
+                only_for(&process_keys, "kind = \"process\"")?;
+            }
+            if !tcp {
+                only_for(&tcp_keys, "kind = \"tcp\"")?;
+            }
+            if !process && !tcp {
+                only_for(&bridge_keys, "kind = \"process\" or \"tcp\"")?;
+            }
+            Ok(())
+        };
         let kind = match self.kind {
             KindName::Echo => {
-                only_for(&chat_keys, "kind = \"chat\"")?;
+                not_here(false, false, false)?;
                 RouteKind::Echo
             }
             KindName::Status => {
-                only_for(&chat_keys, "kind = \"chat\"")?;
+                not_here(false, false, false)?;
                 RouteKind::Status
             }
             KindName::Chat => {
+                not_here(true, false, false)?;
                 let d = ChatConfig::default();
                 RouteKind::Chat(ChatConfig {
-                    room_param: self.room_param.unwrap_or(d.room_param),
+                    room_param: self.room_param.clone().unwrap_or(d.room_param),
                     max_rooms: self.max_rooms.unwrap_or(d.max_rooms),
                     max_members: self.max_members.unwrap_or(d.max_members),
                     announce: self.announce.unwrap_or(d.announce),
                     echo_to_sender: self.echo_to_sender.unwrap_or(d.echo_to_sender),
                 })
+            }
+            KindName::Process => {
+                not_here(false, true, false)?;
+                RouteKind::Process(self.process()?)
+            }
+            KindName::Tcp => {
+                not_here(false, false, true)?;
+                RouteKind::Tcp(self.tcp()?)
             }
         };
         let method_keys = [
@@ -518,6 +656,61 @@ impl RouteTable {
             auth,
             compression,
             kind,
+        })
+    }
+
+    fn process(&self) -> Result<ProcessConfig, String> {
+        let command = self.command.clone().unwrap_or_default();
+        if command.first().is_none_or(|program| program.is_empty()) {
+            return Err(
+                "`command` must name a program: command = [\"/path/to/program\", \"arg\"]"
+                    .to_owned(),
+            );
+        }
+        let max_line = self.max_line.unwrap_or(64 * 1024);
+        if !(1..=MAX_BRIDGE_LINE).contains(&max_line) {
+            return Err(format!(
+                "`max_line` = {max_line} is out of range 1-{MAX_BRIDGE_LINE}"
+            ));
+        }
+        let max_processes = self.max_processes.unwrap_or(64);
+        if max_processes == 0 {
+            return Err("`max_processes` must be at least 1".to_owned());
+        }
+        Ok(ProcessConfig {
+            command,
+            cwd: self.cwd.clone(),
+            passenv: self.passenv.clone().unwrap_or_default(),
+            mode: self.mode.unwrap_or(BridgeMode::Text),
+            max_line,
+            long_lines: self.long_lines.unwrap_or(LongLines::Split),
+            invalid_utf8: self.invalid_utf8.unwrap_or(InvalidUtf8::Replace),
+            stderr: self.stderr.unwrap_or(StderrTo::Log),
+            max_processes,
+            kill_grace: route_duration("kill_grace", self.kill_grace.as_deref(), 1.0)?,
+        })
+    }
+
+    fn tcp(&self) -> Result<TcpConfig, String> {
+        let Some(name) = &self.backend else {
+            return Err("`backend` is required: backend = \"127.0.0.1:5900\"".to_owned());
+        };
+        use std::net::ToSocketAddrs;
+        let backend = name
+            .to_socket_addrs()
+            .map_err(|e| format!("`backend` = {name:?}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("`backend` = {name:?} resolves to no address"))?;
+        let connect_timeout =
+            route_duration("connect_timeout", self.connect_timeout.as_deref(), 5.0)?;
+        if connect_timeout.is_zero() {
+            return Err("`connect_timeout` must be more than 0".to_owned());
+        }
+        Ok(TcpConfig {
+            backend,
+            backend_name: name.clone(),
+            mode: self.mode.unwrap_or(BridgeMode::Binary),
+            connect_timeout,
         })
     }
 
@@ -619,6 +812,20 @@ fn route_line(text: &str, message: &str) -> Option<usize> {
                 .is_some_and(|(k, v)| k.trim() == "path" && v.trim() == path)
         })
         .map(|i| i + 1)
+}
+
+/// The largest `max_line` a process route accepts: a line is buffered whole
+/// before it is sent, so this bounds that buffer.
+pub const MAX_BRIDGE_LINE: usize = 16 * 1024 * 1024;
+
+/// A duration key of a route, `default_secs` when absent.
+fn route_duration(key: &str, value: Option<&str>, default_secs: f64) -> Result<Duration, String> {
+    match value {
+        None => Ok(Duration::from_secs_f64(default_secs)),
+        Some(s) => parse_duration(s).ok_or_else(|| {
+            format!("`{key}` = {s:?} is not a duration like \"250ms\", \"10s\" or \"5m\"")
+        }),
+    }
 }
 
 /// Refuses the first key of `keys` that is present: it only means something with `what`.

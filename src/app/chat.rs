@@ -9,12 +9,12 @@ use std::cell::RefCell;
 
 use serde::Serialize;
 
-use crate::app::handler::{ConnKey, Effects, Peer, RouteHandler, Slot, Topic};
+use crate::app::handler::{ConnKey, Effects, Opening, Peer, RouteHandler, Slot, Topic};
 use crate::app::rooms::Rooms;
 use crate::app::status::Census;
 use crate::app::{query_param, Rejection};
 use crate::config::{ChatConfig, RouteKind};
-use crate::core::{Message, MessageKind, Request};
+use crate::core::{Message, MessageKind};
 
 /// The longest room name accepted from a query parameter.
 pub const MAX_ROOM_NAME: usize = 128;
@@ -66,7 +66,8 @@ impl Chat {
 }
 
 impl RouteHandler for Chat {
-    fn open(&self, request: &Request, peer: Peer, fx: &mut Effects) -> Result<Slot, Rejection> {
+    fn open(&self, opening: &Opening<'_>, fx: &mut Effects) -> Result<Slot, Rejection> {
+        let (request, peer) = (opening.request, opening.peer);
         let config = self.config.borrow();
         let name = request
             .query()
@@ -173,7 +174,9 @@ mod tests {
         let a = Peer { key: 1, id: 7 };
         // As the server does: the origin is named before each handler call.
         fx.set_origin(Some(a.key), &chat);
-        let room = chat.open(&request("/chat?room=a%22b"), a, &mut fx).unwrap();
+        let room = chat
+            .open(&Opening::new(&request("/chat?room=a%22b"), a), &mut fx)
+            .unwrap();
         assert_eq!(
             texts(&mut fx),
             vec![r#"{"type":"welcome","id":7,"room":"a\"b","members":1}"#]
@@ -184,7 +187,8 @@ mod tests {
         );
         let b = Peer { key: 2, id: 8 };
         fx.set_origin(Some(b.key), &chat);
-        chat.open(&request("/chat?room=a%22b"), b, &mut fx).unwrap();
+        chat.open(&Opening::new(&request("/chat?room=a%22b"), b), &mut fx)
+            .unwrap();
         fx.take_replies().for_each(drop);
         assert_eq!(
             fanned_out(&mut fx),
@@ -244,12 +248,21 @@ mod tests {
         let chat: Rc<dyn RouteHandler> = Rc::new(Chat::new(config));
         let mut fx = Effects::default();
         fx.set_origin(Some(1), &chat);
-        chat.open(&request("/chat?room=x"), Peer { key: 1, id: 1 }, &mut fx)
-            .unwrap();
-        let full = chat.open(&request("/chat?room=x"), Peer { key: 2, id: 2 }, &mut fx);
+        chat.open(
+            &Opening::new(&request("/chat?room=x"), Peer { key: 1, id: 1 }),
+            &mut fx,
+        )
+        .unwrap();
+        let full = chat.open(
+            &Opening::new(&request("/chat?room=x"), Peer { key: 2, id: 2 }),
+            &mut fx,
+        );
         assert_eq!(full.map_err(|r| r.status), Err(503));
         let long = format!("/chat?room={}", "n".repeat(MAX_ROOM_NAME + 1));
-        let refused = chat.open(&request(&long), Peer { key: 3, id: 3 }, &mut fx);
+        let refused = chat.open(
+            &Opening::new(&request(&long), Peer { key: 3, id: 3 }),
+            &mut fx,
+        );
         assert_eq!(refused.map_err(|r| r.status), Err(400));
     }
 }

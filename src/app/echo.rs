@@ -3,15 +3,15 @@
 //! Owns nothing but that rule. It must never copy a payload: the message's buffer
 //! is handed back whole and the core frames it without copying large payloads.
 
-use crate::app::handler::{Effects, Peer, RouteHandler, Slot};
+use crate::app::handler::{Effects, Opening, Peer, RouteHandler, Slot};
 use crate::app::Rejection;
-use crate::core::{Message, Request};
+use crate::core::Message;
 
 #[derive(Debug, Default)]
 pub struct Echo;
 
 impl RouteHandler for Echo {
-    fn open(&self, _: &Request, _: Peer, _: &mut Effects) -> Result<Slot, Rejection> {
+    fn open(&self, _: &Opening<'_>, _: &mut Effects) -> Result<Slot, Rejection> {
         Ok(0)
     }
 

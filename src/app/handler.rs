@@ -2,13 +2,20 @@
 //! a route kind implements, and the [`Effects`] it returns.
 //!
 //! Owns the vocabulary only: which events a handler sees (a connection opened, a
-//! message arrived, the connection ended) and which effects it may ask for (send
-//! to this connection, publish one message to a topic's subscribers, close with a
-//! code). It must never hold a socket or an outbox: the connection driver and the
-//! reactor carry effects out, and encode every frame through the protocol core.
+//! message arrived, its backend wrote or ended, the connection ended) and which
+//! effects it may ask for (send to this connection, publish one message to a
+//! topic's subscribers, start a backend and write to it, close with a code). It
+//! must never hold a socket, a pipe or an outbox: the connection driver, the
+//! bridge table and the reactor carry effects out, and encode every frame
+//! through the protocol core.
 
+use std::borrow::Cow;
+use std::cell::Cell;
 use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::rc::Rc;
+use std::time::Duration;
 
 use crate::app::status::{Census, ServerStatus};
 use crate::app::Rejection;
@@ -33,6 +40,85 @@ pub struct Peer {
     pub id: u64,
 }
 
+/// What `open` knows about an upgrade besides the request.
+#[derive(Debug, Clone, Copy)]
+pub struct Opening<'a> {
+    pub request: &'a Request,
+    pub peer: Peer,
+    /// The client's address and port (the address a trusted proxy or a PROXY
+    /// header named, if any).
+    pub remote: Option<SocketAddr>,
+    /// The address the connection came in on.
+    pub local: Option<SocketAddr>,
+    pub tls: bool,
+    /// Who authenticated, if the route's auth names a user.
+    pub user: Option<&'a str>,
+    /// The subprotocol chosen.
+    pub protocol: Option<&'a str>,
+}
+
+impl<'a> Opening<'a> {
+    /// An opening known only by its request (no addresses, no TLS, no user).
+    pub fn new(request: &'a Request, peer: Peer) -> Opening<'a> {
+        Opening {
+            request,
+            peer,
+            remote: None,
+            local: None,
+            tls: false,
+            user: None,
+            protocol: None,
+        }
+    }
+}
+
+/// A backend a handler asks the server to start for the connection being
+/// opened: its bytes come back through [`RouteHandler::backend_output`].
+#[derive(Debug)]
+pub enum BackendSpec {
+    /// A child process, stdin/stdout/stderr piped, in a process group of its own.
+    Process {
+        argv: Vec<String>,
+        cwd: Option<PathBuf>,
+        /// The whole environment (nothing else is inherited).
+        env: Vec<(String, String)>,
+        /// The wait between each step of ending it: stdin closed, SIGINT, SIGTERM, SIGKILL.
+        kill_grace: Duration,
+        /// Counts the route's programs until each is reaped.
+        running: Rc<Cell<usize>>,
+    },
+    /// A TCP connection.
+    Tcp {
+        addr: SocketAddr,
+        connect_timeout: Duration,
+    },
+}
+
+/// Which of a backend's outputs bytes came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// A process's stdout, or the TCP connection.
+    Out,
+    /// A process's stderr.
+    Err,
+}
+
+/// How a connection's backend ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendEnd {
+    /// The process exited with this code, or was killed by this signal.
+    Exited {
+        code: Option<i32>,
+        signal: Option<i32>,
+    },
+    /// The TCP backend closed its side.
+    Closed,
+    /// The TCP backend reset the connection or failed.
+    Reset(String),
+    /// It could not be started or reached.
+    Unavailable(String),
+}
+
 /// What a route does with its connections. One implementation per route kind,
 /// in a file of its own under `app/`; the server never names a kind.
 pub trait RouteHandler: fmt::Debug {
@@ -40,7 +126,7 @@ pub trait RouteHandler: fmt::Debug {
     /// opens the WebSocket with the handler's [`Slot`] for it; effects are
     /// carried out after the 101 response is queued. `Err` answers with the
     /// rejection instead (e.g. 400 for a bad room name, 503 for a full room).
-    fn open(&self, request: &Request, peer: Peer, fx: &mut Effects) -> Result<Slot, Rejection>;
+    fn open(&self, opening: &Opening<'_>, fx: &mut Effects) -> Result<Slot, Rejection>;
 
     /// A complete text or binary message arrived.
     fn message(&self, peer: Peer, slot: Slot, message: Message, fx: &mut Effects);
@@ -48,6 +134,30 @@ pub trait RouteHandler: fmt::Debug {
     /// The WebSocket ended (closed, failed or dropped); called exactly once per
     /// opened connection. Effects may address only other connections.
     fn closed(&self, peer: Peer, slot: Slot, fx: &mut Effects);
+
+    /// Bytes from the connection's backend (started with [`Effects::attach`]):
+    /// `data` is what the last call left unconsumed followed by what was just
+    /// read; `at_end` when that output has ended. Returns how many bytes it
+    /// consumed; the rest comes back with the next call. The handler must
+    /// consume at least something once `data` holds more than its own bound
+    /// (e.g. `max_line`), and everything `at_end`.
+    fn backend_output(
+        &self,
+        peer: Peer,
+        slot: Slot,
+        stream: Stream,
+        data: &[u8],
+        at_end: bool,
+        fx: &mut Effects,
+    ) -> usize {
+        let _ = (peer, slot, stream, at_end, fx);
+        data.len()
+    }
+
+    /// The connection's backend ended (its output was handed over first).
+    fn backend_ended(&self, peer: Peer, slot: Slot, end: &BackendEnd, fx: &mut Effects) {
+        let _ = (peer, slot, end, fx);
+    }
 
     /// Hands the subscribers of `topic` to `deliver`, when the server fans out
     /// what was published to it (after the handler call that published). The
@@ -105,7 +215,13 @@ pub struct Effects {
     origin: Option<(Option<ConnKey>, Rc<dyn RouteHandler>)>,
     replies: Vec<Message>,
     publications: Vec<Publication>,
-    close: Option<(CloseCode, &'static str)>,
+    close: Option<(CloseCode, Cow<'static, str>)>,
+    /// A backend to start for the connection being opened.
+    attach: Option<BackendSpec>,
+    /// Bytes for the connection's backend, in order.
+    to_backend: Vec<u8>,
+    /// Lines for the log (rate-limited by the server).
+    log_lines: Vec<String>,
 }
 
 impl Effects {
@@ -140,8 +256,39 @@ impl Effects {
     }
 
     /// Starts the closing handshake of the connection the event came from.
-    pub fn close(&mut self, code: CloseCode, reason: &'static str) {
-        self.close = Some((code, reason));
+    /// The reason is cut to the 123 bytes a close frame holds.
+    pub fn close(&mut self, code: CloseCode, reason: impl Into<Cow<'static, str>>) {
+        self.close = Some((code, reason.into()));
+    }
+
+    /// Starts `backend` for the connection being opened (from `open` only).
+    pub fn attach(&mut self, backend: BackendSpec) {
+        self.attach = Some(backend);
+    }
+
+    /// Writes `bytes` to the connection's backend, after what was written before.
+    pub fn to_backend(&mut self, bytes: &[u8]) {
+        self.to_backend.extend_from_slice(bytes);
+    }
+
+    /// A line for wsd's log, at warn level and rate-limited.
+    pub fn log(&mut self, line: String) {
+        self.log_lines.push(line);
+    }
+
+    /// The backend asked for, if any.
+    pub fn take_attach(&mut self) -> Option<BackendSpec> {
+        self.attach.take()
+    }
+
+    /// The bytes for the backend; the caller clears them once copied.
+    pub fn backend_bytes(&mut self) -> &mut Vec<u8> {
+        &mut self.to_backend
+    }
+
+    /// The log lines asked for, in order.
+    pub fn take_log_lines(&mut self) -> std::vec::Drain<'_, String> {
+        self.log_lines.drain(..)
     }
 
     /// The replies to carry out, in order.
@@ -150,7 +297,7 @@ impl Effects {
     }
 
     /// The close asked for, if any.
-    pub fn take_close(&mut self) -> Option<(CloseCode, &'static str)> {
+    pub fn take_close(&mut self) -> Option<(CloseCode, Cow<'static, str>)> {
         self.close.take()
     }
 
@@ -159,6 +306,8 @@ impl Effects {
     pub fn discard_own(&mut self) {
         self.replies.clear();
         self.close = None;
+        self.attach = None;
+        self.to_backend.clear();
     }
 
     /// Hands the sender's copy of every pending publication to `send` now: the
@@ -209,7 +358,7 @@ mod tests {
     struct Counting;
 
     impl RouteHandler for Counting {
-        fn open(&self, _: &Request, _: Peer, _: &mut Effects) -> Result<Slot, Rejection> {
+        fn open(&self, _: &Opening<'_>, _: &mut Effects) -> Result<Slot, Rejection> {
             Ok(0)
         }
         fn message(&self, _: Peer, _: Slot, _: Message, _: &mut Effects) {}

@@ -12,9 +12,11 @@ pub mod chat;
 pub mod echo;
 pub mod handler;
 pub mod policy;
+pub mod process;
 pub mod rooms;
 pub mod static_files;
 pub mod status;
+pub mod tcp;
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -24,7 +26,9 @@ use crate::core::deflate::DeflateParams;
 use crate::core::http::write_closing_response;
 use crate::core::{Headers, Request, Upgrade};
 use auth::{authenticate, AuthFailure};
-pub use handler::{ConnKey, Effects, Peer, RouteHandler, Slot, Topic};
+pub use handler::{
+    BackendEnd, BackendSpec, ConnKey, Effects, Opening, Peer, RouteHandler, Slot, Stream, Topic,
+};
 use policy::{choose_compression, choose_protocol, origin_allowed, ProtocolChoice};
 use static_files::{HttpReply, StaticFiles};
 
@@ -77,6 +81,8 @@ impl Route {
             RouteKind::Echo => Rc::new(echo::Echo),
             RouteKind::Chat(chat) => Rc::new(chat::Chat::new(chat.clone())),
             RouteKind::Status => Rc::new(status::Status::default()),
+            RouteKind::Process(process) => Rc::new(process::ProcessRoute::new(process.clone())),
+            RouteKind::Tcp(tcp) => Rc::new(tcp::TcpRoute::new(tcp.clone())),
         };
         Route {
             config,

@@ -15,9 +15,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::app::handler::{ConnKey, Effects, Peer, RouteHandler, Slot, Topic};
+use crate::app::handler::{ConnKey, Effects, Opening, Peer, RouteHandler, Slot, Topic};
 use crate::app::Rejection;
-use crate::core::{Message, MessageKind, Request};
+use crate::core::{Message, MessageKind};
 
 /// One status snapshot, as JSON text with `"type":"status"` first.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -136,8 +136,8 @@ pub struct Status {
 }
 
 impl RouteHandler for Status {
-    fn open(&self, _: &Request, peer: Peer, _: &mut Effects) -> Result<Slot, Rejection> {
-        self.watchers.borrow_mut().push(peer.key);
+    fn open(&self, opening: &Opening<'_>, _: &mut Effects) -> Result<Slot, Rejection> {
+        self.watchers.borrow_mut().push(opening.peer.key);
         Ok(0)
     }
 
@@ -200,11 +200,13 @@ mod tests {
         for key in [4, 9] {
             status
                 .open(
-                    &request(),
-                    Peer {
-                        key,
-                        id: key as u64,
-                    },
+                    &Opening::new(
+                        &request(),
+                        Peer {
+                            key,
+                            id: key as u64,
+                        },
+                    ),
                     &mut fx,
                 )
                 .unwrap();

@@ -14,6 +14,7 @@ use crate::app::{App, Effects, Route, Slot};
 use crate::config::ProxyProtocol;
 use crate::core::WebSocket;
 use crate::logging::LogLimiter;
+use crate::server::bridge::Bridges;
 use crate::server::deadlines::Deadlines;
 use crate::server::outbox::Outbox;
 use crate::server::per_ip::{EntryId, PerIp, NO_ENTRY};
@@ -135,11 +136,19 @@ pub struct Shared {
     pub peer_may_have_closed: bool,
     /// Open connections and request rates by client address.
     pub per_ip: PerIp,
-    peer_log: LogLimiter,
+    /// The backends of bridged connections (process and tcp routes).
+    pub bridges: Bridges,
+    pub(super) peer_log: LogLimiter,
 }
 
 impl Shared {
-    pub fn new(settings: Settings, app: App, rbuf_len: usize, peer_log: LogLimiter) -> Shared {
+    pub fn new(
+        settings: Settings,
+        app: App,
+        rbuf_len: usize,
+        peer_log: LogLimiter,
+        bridges: Bridges,
+    ) -> Shared {
         let per_ip = PerIp::new(settings.per_ip);
         Shared {
             settings,
@@ -151,6 +160,7 @@ impl Shared {
             draining: false,
             peer_may_have_closed: false,
             per_ip,
+            bridges,
             peer_log,
         }
     }

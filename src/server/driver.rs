@@ -40,11 +40,14 @@ impl Conn {
     }
 
     /// Whether input is wanted now (backpressure and state allowing).
-    fn may_read(&self, sh: &Shared) -> bool {
+    /// A bridged connection also waits while its backend has not taken
+    /// `read_pause` bytes of what it sent.
+    fn may_read(&self, key: usize, sh: &Shared) -> bool {
         !matches!(
             self.state,
             ConnState::FileBody { .. } | ConnState::Closing | ConnState::Draining
         ) && self.outbox.len() < sh.settings.read_pause
+            && (sh.bridges.is_empty() || sh.bridges.backlog(key) < sh.settings.read_pause)
     }
 
     /// Reads until the socket would block, processing each chunk as it arrives,
@@ -58,7 +61,7 @@ impl Conn {
 
     fn read_into(&mut self, rbuf: &mut [u8], key: usize, sh: &mut Shared) -> Verdict {
         loop {
-            if !self.may_read(sh) {
+            if !self.may_read(key, sh) {
                 self.read_paused = true;
                 return Verdict::Continue;
             }
@@ -422,4 +425,7 @@ fn session_ended(session: Session, peer: Peer, sh: &mut Shared) {
     sh.fx.set_origin(None, &session.route.handler);
     session.route.handler.closed(peer, session.slot, &mut sh.fx);
     sh.fx.discard_own();
+    if !sh.bridges.is_empty() {
+        sh.bridges.detach(peer.key, sh.now);
+    }
 }

@@ -292,6 +292,12 @@ pub fn render(view: &View<'_>) -> String {
         s.tls_handshake_failures,
     );
     m.family(
+        "wsd_backend_failures_total",
+        "counter",
+        "Programs or TCP backends of bridge routes that could not be started or reached.",
+    );
+    m.sample("wsd_backend_failures_total", &[], s.backend_failures);
+    m.family(
         "wsd_draining",
         "gauge",
         "1 while draining after SIGTERM/SIGINT.",

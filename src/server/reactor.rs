@@ -20,11 +20,13 @@ use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
 use crate::app::App;
+use crate::app::Stream;
 use crate::config::{Config, ProxyProtocol};
 use crate::core::http::write_closing_response;
 use crate::core::{Encoding, SharedFrame};
 use crate::logging;
 use crate::logging::LogLimiter;
+use crate::server::bridge::Bridges;
 use crate::server::client_addr;
 use crate::server::connection::{Conn, ConnState, Shared, Verdict};
 use crate::server::driver::READ_CHUNK;
@@ -36,7 +38,7 @@ use crate::server::settings::Settings;
 use crate::server::stats::Stats;
 use crate::server::status_probe::StatusProbe;
 use crate::server::timers::{Tick, TimerWheel, TICK};
-use crate::server::token::Source;
+use crate::server::token::{Pipe, Source};
 use crate::server::transport::Transport;
 use crate::server::{connection_limit, ConfigSource};
 
@@ -100,12 +102,13 @@ impl Reactor {
         let peer_log = LogLimiter::new(10, TimerWheel::ticks_for(Duration::from_secs(1)));
         let rbuf_len = config.limits.max_request_bytes + READ_CHUNK;
         let status = app.shows_status().then(|| StatusProbe::new(Instant::now()));
+        let bridges = Bridges::new(poll.registry().try_clone()?);
         Ok(Reactor {
             poll,
             listeners,
             signals,
             conns: Slab::new(),
-            shared: Shared::new(settings, app, rbuf_len, peer_log),
+            shared: Shared::new(settings, app, rbuf_len, peer_log, bridges),
             wheel: TimerWheel::new(Instant::now()),
             fired: Vec::new(),
             to_flush: Vec::new(),
@@ -151,21 +154,28 @@ impl Reactor {
                             self.shared.peer_may_have_closed = false;
                         }
                     }
+                    Source::Backend(key, pipe) => {
+                        self.backend_event(key, pipe, event.is_writable());
+                    }
+                    Source::EndingChild(index) => self.shared.bridges.ending_event(index),
                     Source::Unknown => {}
                 }
             }
             self.fire_timers();
+            self.fire_bridge_timers();
             self.resume_accepting();
             if self.drain_until.is_some_and(|t| self.shared.now >= t) {
                 self.begin_shutdown(self.drain_signal);
             }
             self.offer_status(turn_start);
+            self.flush_backends();
             while let Some(key) = self.to_flush.pop() {
                 self.flush(key);
             }
             self.time_turn(turn_start);
             if let Some(deadline) = self.shutdown_deadline {
-                if self.conns.is_empty() || self.shared.now >= deadline {
+                let done = self.conns.is_empty() && self.shared.bridges.is_idle();
+                if done || self.shared.now >= deadline {
                     if !self.conns.is_empty() {
                         warn!(
                             "shutdown timeout: dropping {} connections",
@@ -176,6 +186,7 @@ impl Reactor {
                 }
             }
         }
+        self.shared.bridges.kill_all();
         Ok(self.shared.stats)
     }
 
@@ -185,7 +196,8 @@ impl Reactor {
             Some(t) => Some(t),
             None if self.accept_paused_until != 0
                 || self.shutdown_deadline.is_some()
-                || self.drain_until.is_some() =>
+                || self.drain_until.is_some()
+                || self.shared.bridges.has_timers() =>
             {
                 Some(TICK)
             }
@@ -277,8 +289,15 @@ impl Reactor {
                     Source::Connection(key).token(),
                     pending,
                 );
+                let drained = conn.outbox.len() < self.shared.settings.read_pause / 2;
                 self.arm(key);
                 self.fan_out();
+                if drained
+                    && !self.shared.bridges.is_empty()
+                    && self.shared.bridges.resume_output(key)
+                {
+                    self.drive(key, Conn::pump_all);
+                }
             }
         }
     }
@@ -294,6 +313,89 @@ impl Reactor {
             }
         }
         self.fan_out();
+        if self.shared.bridges.has_ended() {
+            self.report_backend_ends();
+        }
+    }
+
+    // ---- bridged connections' backends ----
+
+    /// An event of connection `key`'s backend.
+    fn backend_event(&mut self, key: usize, pipe: Pipe, writable: bool) {
+        match pipe {
+            Pipe::Out => {
+                // A TCP backend: finish connecting, then write what waits.
+                if self.shared.bridges.tcp_event(key) && writable {
+                    self.write_backend(key);
+                }
+                self.drive(key, |conn, key, sh| conn.pump_backend(key, Stream::Out, sh));
+            }
+            Pipe::Err => self.drive(key, |conn, key, sh| conn.pump_backend(key, Stream::Err, sh)),
+            Pipe::In => self.write_backend(key),
+            Pipe::Exit => {
+                if self.shared.bridges.child_event(key) {
+                    self.drive(key, Conn::pump_all);
+                }
+            }
+        }
+        self.report_backend_ends();
+    }
+
+    /// Writes to `key`'s backend; the connection reads again once its
+    /// backend has taken enough.
+    fn write_backend(&mut self, key: usize) {
+        if self.shared.bridges.write(key) {
+            self.resume_reading(key);
+        }
+    }
+
+    fn resume_reading(&mut self, key: usize) {
+        let resume = self.conns.get(key).is_some_and(|c| c.read_paused)
+            && self.shared.bridges.backlog(key) < self.shared.settings.read_pause / 2;
+        if resume {
+            self.drive(key, Conn::on_readable);
+        }
+    }
+
+    /// Writes what this turn queued for backends (one write per backend per turn).
+    fn flush_backends(&mut self) {
+        if self.shared.bridges.is_empty() {
+            return;
+        }
+        let mut wrote = Vec::new();
+        self.shared.bridges.flush_queued(&mut wrote);
+        for key in wrote {
+            self.resume_reading(key);
+        }
+        self.report_backend_ends();
+    }
+
+    /// Hands backends that ended outside an event of theirs (failed to start,
+    /// timed out connecting, failed writing) to their connections' handlers.
+    fn report_backend_ends(&mut self) {
+        let mut ended = Vec::new();
+        self.shared.bridges.take_ended(&mut ended);
+        for key in ended {
+            self.drive(key, |conn, key, sh| {
+                conn.report_backend_end(key, sh);
+                Verdict::Continue
+            });
+        }
+    }
+
+    /// Connect timeouts, the steps of ending programs, and exit polls.
+    fn fire_bridge_timers(&mut self) {
+        if !self.shared.bridges.has_timers() {
+            return;
+        }
+        let mut polled = Vec::new();
+        self.shared.bridges.fire(self.shared.now, &mut polled);
+        for key in polled {
+            if self.shared.bridges.child_event(key) {
+                self.drive(key, Conn::pump_all);
+            }
+        }
+        self.report_backend_ends();
     }
 
     fn queue_flush(&mut self, key: usize) {

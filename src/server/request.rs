@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 use log::debug;
 
-use crate::app::{bump, Admission, Peer, Rejection};
+use crate::app::{bump, Admission, Opening, Peer, Rejection};
 use crate::core::deflate::PerMessageDeflate;
 use crate::core::http::{write_closing_response, write_error_response};
 use crate::core::{write_accept_response, Headers, Request, Role, Upgrade, WebSocket};
@@ -174,7 +174,23 @@ impl Conn {
         };
         let peer = Peer { key, id: self.id };
         sh.fx.set_origin(Some(key), &accepted.route.handler);
-        let slot = match accepted.route.handler.open(request, peer, &mut sh.fx) {
+        let remote = self.transport.peer_addr().map(|addr| {
+            // The client a PROXY header or a trusted proxy named, if any.
+            match sh.per_ip.ip(self.client) {
+                Some(ip) if ip != addr.ip().to_canonical() => std::net::SocketAddr::new(ip, 0),
+                _ => addr,
+            }
+        });
+        let opening = Opening {
+            request,
+            peer,
+            remote,
+            local: self.transport.local_addr(),
+            tls: self.transport.is_tls(),
+            user: accepted.user.as_deref(),
+            protocol: accepted.protocol.as_deref(),
+        };
+        let slot = match accepted.route.handler.open(&opening, &mut sh.fx) {
             Ok(slot) => slot,
             Err(rejection) => {
                 sh.fx.discard_own();
@@ -229,7 +245,7 @@ impl Conn {
             extensions.map(|e| format!(" with {e}")).unwrap_or_default()
         );
         // What the handler asked for on opening goes out after the 101.
-        self.carry_out_effects(sh);
+        self.carry_out_effects(key, sh);
     }
 
     fn refuse(&mut self, request: &Request, rejection: &Rejection, key: usize, sh: &mut Shared) {

@@ -18,6 +18,9 @@ use crate::core::{encode_shared, CloseCode, Encoding, Event, Message, SharedFram
 use crate::server::connection::{Conn, ConnState, Session, Shared};
 use crate::server::deadlines::Deadline;
 
+/// The longest reason a close frame holds (125 bytes of payload less the code).
+const MAX_CLOSE_REASON: usize = 123;
+
 /// What delivering a broadcast to one connection did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Delivery {
@@ -79,7 +82,7 @@ impl Conn {
                         let handler = &session.route.handler;
                         sh.fx.set_origin(Some(key), handler);
                         handler.message(peer, session.slot, message, &mut sh.fx);
-                        self.carry_out_effects(sh);
+                        self.carry_out_effects(key, sh);
                     }
                 }
                 Event::Ping(_) | Event::Pong(_) => {}
@@ -131,7 +134,7 @@ impl Conn {
     /// Carries out what a handler asked of this connection: replies, its own
     /// copies of broadcasts (now, so they keep their place), and a close. A queue
     /// over the send limit closes the connection with 1008.
-    pub(super) fn carry_out_effects(&mut self, sh: &mut Shared) {
+    pub(crate) fn carry_out_effects(&mut self, key: usize, sh: &mut Shared) {
         let ConnState::WebSocket(session) = &mut self.state else {
             return;
         };
@@ -155,8 +158,23 @@ impl Conn {
                 traffic.sent(message.data.len());
             }
         });
+        if let Some(backend) = sh.fx.take_attach() {
+            sh.bridges.attach(key, self.id, backend, sh.now);
+        }
+        let to_backend = sh.fx.backend_bytes();
+        if !to_backend.is_empty() {
+            sh.bridges.queue(key, to_backend);
+        }
+        for line in sh.fx.take_log_lines() {
+            if let Some(suppressed) = sh.peer_log.allow(sh.now) {
+                match suppressed {
+                    0 => log::warn!("{line}"),
+                    n => log::warn!("{line} ({n} similar lines suppressed)"),
+                }
+            }
+        }
         if let Some((code, reason)) = sh.fx.take_close() {
-            self.send_close(code, reason, sh);
+            self.send_close(code, &reason, sh);
         }
         if self.outbox.len() > sh.settings.max_send_buffer {
             self.close_slow_consumer(sh);
@@ -242,11 +260,17 @@ impl Conn {
     }
 
     /// Starts the closing handshake with `code`; the peer has until the close
-    /// deadline to answer.
+    /// deadline to answer. A reason over the 123 bytes a close frame holds is
+    /// cut at a character boundary.
     pub(super) fn send_close(&mut self, code: CloseCode, reason: &str, sh: &mut Shared) -> bool {
         let ConnState::WebSocket(session) = &mut self.state else {
             return false;
         };
+        let mut cut = reason.len().min(MAX_CLOSE_REASON);
+        while !reason.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let reason = &reason[..cut];
         let ws = &mut session.ws;
         let mut sent = false;
         self.outbox

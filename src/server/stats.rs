@@ -72,6 +72,8 @@ pub struct Stats {
     pub reloads_failed: u64,
     /// WebSockets closed (1008) for passing `max_messages_per_sec`.
     pub rate_limited_closes: u64,
+    /// Bridge backends (programs, TCP services) that could not be started or reached.
+    pub backend_failures: u64,
     /// Loop turns, timed while metrics are served.
     pub turns: TurnHistogram,
 }

@@ -1,6 +1,6 @@
 //! The reactor's token namespace: every event source registered with mio gets a
-//! token that says what it is (signals, a listener, a connection, and later a
-//! backend socket, a child's pipe, a Redis link, the metrics listener) and which.
+//! token that says what it is (signals, a listener, a connection, a bridged
+//! connection's backend socket or child pipes, an ending child) and which.
 //!
 //! Owns the encoding of [`Source`] into `mio::Token` and back. It must never hold
 //! state: a token is a name, and the reactor looks the source up.
@@ -14,6 +14,11 @@ const KIND_MASK: usize = (1 << KIND_BITS) - 1;
 const SIGNALS: usize = 0;
 const LISTENER: usize = 1;
 const CONNECTION: usize = 2;
+const BACKEND_OUT: usize = 3;
+const BACKEND_IN: usize = 4;
+const BACKEND_ERR: usize = 5;
+const BACKEND_EXIT: usize = 6;
+const ENDING_CHILD: usize = 7;
 
 /// What a readiness event is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,8 +29,26 @@ pub enum Source {
     Listener(usize),
     /// A client connection, by its key in the reactor's slab.
     Connection(usize),
+    /// One of a bridged connection's backend sources, by the connection's key.
+    Backend(usize, Pipe),
+    /// A child whose connection is gone, on its way out (its pidfd), by its
+    /// index in the bridge table's list of ending children.
+    EndingChild(usize),
     /// A token this reactor never registered (ignored).
     Unknown,
+}
+
+/// Which source of a connection's backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pipe {
+    /// A program's stdout, or the TCP backend (both directions).
+    Out,
+    /// A program's stdin.
+    In,
+    /// A program's stderr.
+    Err,
+    /// A program's pidfd: readable once it has exited.
+    Exit,
 }
 
 impl Source {
@@ -34,6 +57,11 @@ impl Source {
             Source::Signals => (SIGNALS, 0),
             Source::Listener(i) => (LISTENER, i),
             Source::Connection(k) => (CONNECTION, k),
+            Source::Backend(k, Pipe::Out) => (BACKEND_OUT, k),
+            Source::Backend(k, Pipe::In) => (BACKEND_IN, k),
+            Source::Backend(k, Pipe::Err) => (BACKEND_ERR, k),
+            Source::Backend(k, Pipe::Exit) => (BACKEND_EXIT, k),
+            Source::EndingChild(i) => (ENDING_CHILD, i),
             Source::Unknown => (KIND_MASK, 0),
         };
         Token((index << KIND_BITS) | kind)
@@ -45,6 +73,11 @@ impl Source {
             SIGNALS => Source::Signals,
             LISTENER => Source::Listener(index),
             CONNECTION => Source::Connection(index),
+            BACKEND_OUT => Source::Backend(index, Pipe::Out),
+            BACKEND_IN => Source::Backend(index, Pipe::In),
+            BACKEND_ERR => Source::Backend(index, Pipe::Err),
+            BACKEND_EXIT => Source::Backend(index, Pipe::Exit),
+            ENDING_CHILD => Source::EndingChild(index),
             _ => Source::Unknown,
         }
     }
@@ -63,9 +96,18 @@ mod tests {
             Source::Connection(0),
             Source::Connection(19_999),
             Source::Connection(usize::MAX >> KIND_BITS),
+            Source::Backend(7, Pipe::Out),
+            Source::Backend(7, Pipe::In),
+            Source::Backend(7, Pipe::Err),
+            Source::Backend(7, Pipe::Exit),
+            Source::EndingChild(7),
         ] {
             assert_eq!(Source::of(s.token()), s);
         }
         assert_ne!(Source::Listener(1).token(), Source::Connection(1).token());
+        assert_ne!(
+            Source::Backend(1, Pipe::In).token(),
+            Source::Backend(1, Pipe::Out).token()
+        );
     }
 }

@@ -63,6 +63,21 @@ impl Transport {
         self.tcp.peer_addr().ok().map(|a| a.ip().to_canonical())
     }
 
+    /// The peer's address and port (the TCP peer, which may be a proxy).
+    pub fn peer_addr(&self) -> Option<std::net::SocketAddr> {
+        self.tcp.peer_addr().ok()
+    }
+
+    /// The address and port the connection came in on.
+    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        self.tcp.local_addr().ok()
+    }
+
+    /// Whether the connection is TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
     /// Whether this is a TLS session whose handshake has not finished.
     pub fn tls_handshaking(&self) -> bool {
         self.tls.as_ref().is_some_and(|tls| tls.handshaking())
