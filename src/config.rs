@@ -1442,6 +1442,67 @@ mod tests {
     }
 
     #[test]
+    fn bridge_routes_take_their_keys_with_defaults_and_refuse_others() {
+        let c = parse(concat!(
+            "[[route]]\npath = \"/p\"\nkind = \"process\"\ncommand = [\"/bin/cat\", \"-u\"]\n",
+            "passenv = [\"TZ\"]\nkill_grace = \"250ms\"\n",
+            "[[route]]\npath = \"/t\"\nkind = \"tcp\"\nbackend = \"127.0.0.1:5900\"\n",
+        ))
+        .unwrap();
+        let RouteKind::Process(p) = &c.routes[0].kind else {
+            panic!("process route: {:?}", c.routes[0]);
+        };
+        assert_eq!(p.command, ["/bin/cat", "-u"]);
+        assert_eq!(p.passenv, ["TZ"]);
+        assert_eq!(
+            (p.mode, p.max_line, p.max_processes),
+            (BridgeMode::Text, 65536, 64)
+        );
+        assert_eq!(
+            (p.long_lines, p.invalid_utf8, p.stderr),
+            (LongLines::Split, InvalidUtf8::Replace, StderrTo::Log)
+        );
+        assert_eq!(p.kill_grace, Duration::from_millis(250));
+        let RouteKind::Tcp(t) = &c.routes[1].kind else {
+            panic!("tcp route: {:?}", c.routes[1]);
+        };
+        assert_eq!(t.backend, "127.0.0.1:5900".parse().unwrap());
+        assert_eq!(
+            (t.mode, t.connect_timeout),
+            (BridgeMode::Binary, Duration::from_secs(5))
+        );
+
+        let refused = |text: &str, line: usize, key: &str| {
+            let e = parse(text).unwrap_err();
+            assert_eq!((e.line, e.key.as_deref()), (Some(line), Some(key)), "{e}");
+        };
+        refused(
+            "[[route]]\npath = \"/e\"\nkind = \"echo\"\ncommand = [\"x\"]\n",
+            4,
+            "command",
+        );
+        refused(
+            "[[route]]\npath = \"/t\"\nkind = \"tcp\"\nbackend = \"127.0.0.1:1\"\nmax_line = 5\n",
+            5,
+            "max_line",
+        );
+        refused(
+            "[[route]]\npath = \"/c\"\nkind = \"chat\"\nmode = \"text\"\n",
+            4,
+            "mode",
+        );
+        let e = parse("[[route]]\npath = \"/p\"\nkind = \"process\"\n").unwrap_err();
+        assert!(e.message.contains("`command`"), "{e}");
+        let e = parse("[[route]]\npath = \"/t\"\nkind = \"tcp\"\n").unwrap_err();
+        assert!(e.message.contains("`backend` is required"), "{e}");
+        let e =
+            parse("[[route]]\npath = \"/t\"\nkind = \"tcp\"\nbackend = \"no-port\"\n").unwrap_err();
+        assert!(e.message.contains("no-port"), "{e}");
+        let e = parse("[[route]]\npath = \"/p\"\nkind = \"process\"\ncommand = [\"x\"]\nkill_grace = \"soon\"\n").unwrap_err();
+        assert!(e.message.contains("kill_grace"), "{e}");
+    }
+
+    #[test]
     fn an_auth_key_of_another_method_is_refused_by_name() {
         let e = parse("[[route]]\npath = \"/x\"\nkind = \"echo\"\nauth = \"ticket\"\ntickets = [\"t\"]\nrealm = \"r\"\n").unwrap_err();
         assert_eq!((e.line, e.key.as_deref()), (Some(6), Some("realm")), "{e}");

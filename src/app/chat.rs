@@ -141,7 +141,7 @@ mod tests {
     use std::rc::Rc;
 
     use super::*;
-    use crate::core::{parse_request, RequestLimits};
+    use crate::core::{parse_request, Request, RequestLimits};
 
     fn request(target: &str) -> Request {
         let head = format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -217,11 +217,13 @@ mod tests {
                 fx.set_origin(Some(key), &chat);
                 room = chat
                     .open(
-                        &request("/chat?room=r"),
-                        Peer {
-                            key,
-                            id: key as u64,
-                        },
+                        &Opening::new(
+                            &request("/chat?room=r"),
+                            Peer {
+                                key,
+                                id: key as u64,
+                            },
+                        ),
                         &mut fx,
                     )
                     .unwrap();

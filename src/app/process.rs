@@ -253,7 +253,8 @@ impl RouteHandler for ProcessRoute {
         }
         // No newline in what is left: hold it unless it is over the bound.
         while data.len() - pos > max_line || (at_end && pos < data.len()) {
-            if stream == Stream::Out && long_lines == LongLines::Close && !at_end {
+            let too_long = data.len() - pos > max_line;
+            if too_long && stream == Stream::Out && long_lines == LongLines::Close {
                 return self.line_too_long(max_line, data.len(), fx);
             }
             let n = piece_len(&data[pos..], max_line);

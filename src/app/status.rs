@@ -184,7 +184,7 @@ mod tests {
 
     use super::*;
 
-    fn request() -> Request {
+    fn request() -> crate::core::Request {
         let head = b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n";
         crate::core::parse_request(head, &crate::core::RequestLimits::default())
             .unwrap()
