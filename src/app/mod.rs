@@ -1,6 +1,7 @@
 //! What `wsd` does with requests and messages: the route table, the per-route
 //! handshake policy (route, Origin, authentication, subprotocol), plain HTTP, and
-//! one [`RouteHandler`] per route kind (`echo.rs`, `chat.rs`, `status.rs`).
+//! one [`RouteHandler`] per route kind (`echo.rs`, `chat.rs`, `status.rs`,
+//! `process.rs`, `tcp.rs`).
 //!
 //! Owns decisions only. It sees requests, whole messages and connection keys, and
 //! must never touch a socket: the server carries out the effects handlers return.
