@@ -32,6 +32,9 @@ use crate::server::timers::{Tick, TimerWheel};
 use crate::server::token::{Pipe, Source};
 use child::Child;
 
+/// The most capacity a backend's write queue keeps once it is empty.
+const KEPT_CAPACITY: usize = 16 * 1024;
+
 /// How often a child without a pidfd is asked whether it exited, in ticks.
 const EXIT_POLL_TICKS: Tick = 2;
 
@@ -311,13 +314,8 @@ impl Bridges {
         let Some(b) = self.live.get_mut(&key) else {
             return false;
         };
-        let before = b.written;
-        loop {
-            if b.written == b.pending.len() {
-                b.pending.clear();
-                b.written = 0;
-                return before != 0 || b.written != before;
-            }
+        let mut wrote = false;
+        while b.written < b.pending.len() {
             let chunk = &b.pending[b.written..];
             let result = match &mut b.link {
                 Link::Process {
@@ -327,11 +325,14 @@ impl Bridges {
                     stream,
                     connected: true,
                 } if b.end.is_none() => stream.write(chunk),
-                _ => return b.written != before,
+                _ => return wrote,
             };
             match result {
-                Ok(n) => b.written += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return b.written != before,
+                Ok(n) => {
+                    b.written += n;
+                    wrote = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     // A program that closed its stdin, or a backend that failed:
@@ -355,6 +356,19 @@ impl Bridges {
                 }
             }
         }
+        if b.written == b.pending.len() {
+            // All written: a large buffer is given back rather than kept idle.
+            b.written = 0;
+            if b.pending.capacity() > KEPT_CAPACITY {
+                b.pending = Vec::new();
+            } else {
+                b.pending.clear();
+            }
+        } else if b.written > b.pending.len() / 2 {
+            b.pending.drain(..b.written);
+            b.written = 0;
+        }
+        wrote
     }
 
     /// A TCP backend's socket had an event: finishes connecting if it was.

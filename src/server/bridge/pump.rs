@@ -53,6 +53,10 @@ impl Conn {
                     tail.extend_from_slice(&rbuf[..n]);
                     let used = handler.backend_output(peer, slot, stream, tail, at_end, &mut sh.fx);
                     tail.drain(..used.min(tail.len()));
+                    if tail.is_empty() && tail.capacity() > READ_CHUNK {
+                        // A long line is through: its buffer is not kept idle.
+                        *tail = Vec::new();
+                    }
                 }
             }
             sh.rbuf = rbuf;
