@@ -254,3 +254,42 @@ fn a_backend_that_stops_reading_holds_the_client_back() {
         "RSS grew from {before} KiB to {during} KiB"
     );
 }
+
+/// A backend whose accept queue is full never completes the handshake: the
+/// connect timeout ends the WebSocket with 1011 "backend unavailable".
+#[test]
+fn a_backend_that_never_answers_hits_the_connect_timeout() {
+    use socket2::{Domain, Socket, Type};
+    let listener = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    listener
+        .bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    listener.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap().as_socket().unwrap();
+    // Fill the accept queue (never accepted), so the kernel drops further SYNs.
+    let mut fillers = Vec::new();
+    for _ in 0..8 {
+        let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        s.set_nonblocking(true).unwrap();
+        let _ = s.connect(&addr.into());
+        fillers.push(s);
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let wsd = Wsd::start(
+        &config(addr, "").replace("connect_timeout = \"2s\"", "connect_timeout = \"500ms\""),
+    );
+    let mut ws = open(&wsd, "/tcp");
+    let started = std::time::Instant::now();
+    assert_eq!(
+        read_close(&mut ws),
+        Some((1011, "backend unavailable".to_owned()))
+    );
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(400) && took < Duration::from_secs(5),
+        "closed after {took:?}"
+    );
+    let line = wsd.wait_for_log("unavailable", WAIT).expect("log line");
+    assert!(line.contains("connect timeout"), "{line}");
+    drop(fillers);
+}
