@@ -19,7 +19,9 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::Wsd;
-use raw::{client_frame, rss_kib, upgrade_status, Next, Raw, OP_BINARY, OP_CLOSE, OP_TEXT, WAIT};
+use raw::{
+    client_frame, flood, rss_kib, upgrade_status, Next, Raw, OP_BINARY, OP_CLOSE, OP_TEXT, WAIT,
+};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::Message;
 
@@ -535,17 +537,7 @@ kill_grace = "100ms"
     let before = rss_kib(pid);
     let mut raw = Raw::upgrade(wsd.addr, "/deaf");
     let frame = client_frame(OP_BINARY, &vec![7u8; 60_000]);
-    raw.stream
-        .set_write_timeout(Some(Duration::from_secs(2)))
-        .unwrap();
-    let mut sent = 0usize;
-    for _ in 0..2000 {
-        use std::io::Write;
-        if raw.stream.write_all(&frame).is_err() {
-            break;
-        }
-        sent += frame.len();
-    }
+    let sent = flood(&mut raw, &frame, 2000);
     let during = rss_kib(pid);
     assert!(
         sent < 2000 * frame.len(),

@@ -17,7 +17,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use common::Wsd;
-use raw::{client_frame, http_exchange, rss_kib, Raw, OP_BINARY, WAIT};
+use raw::{client_frame, flood, http_exchange, rss_kib, Raw, OP_BINARY, WAIT};
 use tungstenite::Message;
 
 type Client = tungstenite::WebSocket<TcpStream>;
@@ -236,17 +236,8 @@ fn a_backend_that_stops_reading_holds_the_client_back() {
     let pid = wsd.child.id();
     let before = rss_kib(pid);
     let mut raw = Raw::upgrade(wsd.addr, "/tcp");
-    raw.stream
-        .set_write_timeout(Some(Duration::from_secs(2)))
-        .unwrap();
     let frame = client_frame(OP_BINARY, &vec![7u8; 60_000]);
-    let mut sent = 0;
-    for _ in 0..2000 {
-        if raw.stream.write_all(&frame).is_err() {
-            break;
-        }
-        sent += frame.len();
-    }
+    let sent = flood(&mut raw, &frame, 2000);
     let during = rss_kib(pid);
     assert!(sent < 2000 * frame.len(), "wsd never stopped reading");
     assert!(

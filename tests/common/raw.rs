@@ -466,6 +466,22 @@ impl Raw {
     }
 }
 
+/// Sends `frame` up to `times` times, stopping at the first write the server
+/// does not take within 2 s (it stopped reading); returns the bytes sent.
+pub fn flood(raw: &mut Raw, frame: &[u8], times: usize) -> usize {
+    raw.stream
+        .set_write_timeout(Some(Duration::from_secs(2)))
+        .expect("write timeout");
+    let mut sent = 0;
+    for _ in 0..times {
+        if raw.stream.write_all(frame).is_err() {
+            break;
+        }
+        sent += frame.len();
+    }
+    sent
+}
+
 /// The resident set size of process `pid` in KiB.
 pub fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
