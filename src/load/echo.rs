@@ -6,6 +6,11 @@
 //! header over a fixed body), verification, and timing. It must never send after
 //! the deadline or wait past the drain bound, and a single wrong byte counts as a
 //! mismatch that fails the run.
+//!
+//! With `--stream` (for bridges to a TCP backend, which keeps no message
+//! boundaries) a connection's received payloads, text or binary, are one byte
+//! stream: each message in flight completes, oldest first, once enough bytes
+//! have arrived, and is verified byte for byte like any other.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -44,6 +49,12 @@ pub struct EchoArgs {
     /// permessage-deflate benchmark should send.
     #[arg(long)]
     pub json_like: bool,
+    /// Treat the received payloads of a connection as one byte stream (for
+    /// echoes through a TCP bridge, which may split or merge messages): each
+    /// message in flight completes, in order, once its S bytes have arrived,
+    /// and is still verified byte for byte; text and binary are both accepted.
+    #[arg(long)]
+    pub stream: bool,
     /// Seconds of sending once every connection is open.
     #[arg(long, default_value_t = 5.0, value_name = "SECS")]
     pub duration: f64,
@@ -161,6 +172,9 @@ pub struct EchoConn {
     next_seq: u64,
     /// Sequence numbers and send times of messages in flight, oldest first.
     inflight: VecDeque<(u64, Instant)>,
+    /// `--stream`: the received bytes of the oldest message in flight, fewer
+    /// than its size (allocated on the first split arrival).
+    partial: Vec<u8>,
 }
 
 /// Everything the run measures.
@@ -168,6 +182,8 @@ struct Run {
     payloads: Payloads,
     kind: MessageKind,
     pipeline: u64,
+    /// `--stream`: received payloads are a byte stream, not messages.
+    stream: bool,
     buf: Vec<u8>,
     sending: bool,
     window_end: Option<Instant>,
@@ -183,6 +199,32 @@ struct Run {
 }
 
 impl Run {
+    fn new(
+        payloads: Payloads,
+        kind: MessageKind,
+        pipeline: u64,
+        stream: bool,
+        timeline: Timeline,
+    ) -> Self {
+        Run {
+            buf: Vec::with_capacity(payloads.size()),
+            payloads,
+            kind,
+            pipeline,
+            stream,
+            sending: false,
+            window_end: None,
+            sent: 0,
+            received: 0,
+            received_in_window: 0,
+            mismatches: 0,
+            first_mismatch: None,
+            unexpected: 0,
+            rtt: Histogram::new(),
+            timeline,
+        }
+    }
+
     /// At a turn boundary: closes the timeline's interval if it is due.
     fn sample(&mut self, fleet: &Fleet<EchoConn>, now: Instant) {
         let (received, mismatches, unexpected) = (self.received, self.mismatches, self.unexpected);
@@ -217,10 +259,92 @@ impl Run {
         let ConnEvent::Message(m) = ev else {
             return;
         };
-        let Some((seq, sent_at)) = slot.state.inflight.pop_front() else {
-            self.unexpected += 1;
-            return;
+        let completed = if self.stream {
+            self.on_stream_bytes(id, &mut slot.state, &m.data, now)
+        } else {
+            u64::from(self.on_message(id, &mut slot.state, m.kind, &m.data, now))
         };
+        if self.sending {
+            for _ in 0..completed {
+                self.send_one(id, slot, now);
+            }
+        }
+    }
+
+    /// One echoed message (the default mode): it answers the oldest message in
+    /// flight. Returns whether one was in flight.
+    fn on_message(
+        &mut self,
+        id: usize,
+        state: &mut EchoConn,
+        kind: MessageKind,
+        data: &[u8],
+        now: Instant,
+    ) -> bool {
+        let Some((seq, sent_at)) = state.inflight.pop_front() else {
+            self.unexpected += 1;
+            return false;
+        };
+        self.complete(id, seq, sent_at, data, Some(kind), now);
+        true
+    }
+
+    /// `--stream`: the payload of one received message, as the next bytes of
+    /// the connection's stream. Completes (and verifies) every message in
+    /// flight these bytes finish, oldest first; keeps the unfinished rest of
+    /// the oldest (under one message) in `state.partial`. Bytes beyond what
+    /// is in flight count as one unexpected message. Returns how many
+    /// messages completed.
+    fn on_stream_bytes(
+        &mut self,
+        id: usize,
+        state: &mut EchoConn,
+        mut data: &[u8],
+        now: Instant,
+    ) -> u64 {
+        let size = self.payloads.size();
+        let mut completed = 0;
+        while !data.is_empty() {
+            let Some(&(seq, sent_at)) = state.inflight.front() else {
+                self.unexpected += 1;
+                break;
+            };
+            let take = (size - state.partial.len()).min(data.len());
+            let (head, rest) = data.split_at(take);
+            data = rest;
+            if state.partial.is_empty() && take == size {
+                // A whole message in one piece: verified where it lies.
+                self.complete(id, seq, sent_at, head, None, now);
+            } else {
+                // At most one message's bytes are ever kept.
+                state.partial.reserve_exact(size - state.partial.len());
+                state.partial.extend_from_slice(head);
+                if state.partial.len() < size {
+                    break;
+                }
+                let whole = std::mem::take(&mut state.partial);
+                self.complete(id, seq, sent_at, &whole, None, now);
+                state.partial = whole;
+                state.partial.clear();
+            }
+            state.inflight.pop_front();
+            completed += 1;
+        }
+        completed
+    }
+
+    /// Message `seq` (sent at `sent_at`) came back as `data`: counts it, times
+    /// it, and verifies it: its bytes, and its kind unless it is `None` (bytes
+    /// of the `--stream` mode, where either kind will do).
+    fn complete(
+        &mut self,
+        id: usize,
+        seq: u64,
+        sent_at: Instant,
+        data: &[u8],
+        kind: Option<MessageKind>,
+        now: Instant,
+    ) {
         self.received += 1;
         if !matches!(self.window_end, Some(end) if now > end) {
             self.received_in_window += 1;
@@ -228,19 +352,21 @@ impl Run {
         let rtt = now.duration_since(sent_at).as_nanos() as u64;
         self.rtt.record(rtt);
         self.timeline.record(rtt);
-        if m.kind != self.kind || !self.payloads.verify(id as u32, seq, &m.data) {
+        let kind_ok = kind.is_none_or(|k| k == self.kind);
+        if !kind_ok || !self.payloads.verify(id as u32, seq, data) {
             self.mismatches += 1;
             if self.first_mismatch.is_none() {
-                let shown = String::from_utf8_lossy(&m.data[..m.data.len().min(40)]).into_owned();
-                self.first_mismatch = Some(format!(
-                    "connection {id} message {seq}: got {} {:?} bytes {shown:?}",
-                    m.data.len(),
-                    m.kind
-                ));
+                let shown = String::from_utf8_lossy(&data[..data.len().min(40)]).into_owned();
+                self.first_mismatch = Some(match kind {
+                    None => {
+                        format!("connection {id} message {seq}: got bytes {shown:?} in the stream")
+                    }
+                    Some(kind) => format!(
+                        "connection {id} message {seq}: got {} {kind:?} bytes {shown:?}",
+                        data.len()
+                    ),
+                });
             }
-        }
-        if self.sending {
-            self.send_one(id, slot, now);
         }
     }
 }
@@ -255,6 +381,9 @@ struct EchoReport<'a> {
     pipeline: u64,
     size: usize,
     binary: bool,
+    /// `--stream` (left out when off, so the default report is unchanged).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    stream: bool,
     duration_secs: f64,
     sent: u64,
     received: u64,
@@ -273,6 +402,9 @@ pub fn run(args: &EchoArgs) -> Result<bool, String> {
     if args.connections == 0 || args.pipeline == 0 {
         return Err("-c and -p must be at least 1".into());
     }
+    if args.stream && args.size == 0 {
+        return Err("--stream needs -s of at least 1 (empty messages leave no bytes)".into());
+    }
     let limit = raise_fd_limit();
     if args.connections + 64 > limit {
         return Err(format!(
@@ -283,30 +415,21 @@ pub fn run(args: &EchoArgs) -> Result<bool, String> {
     let spec = connect_spec(&args.url, &args.common)?;
     let mut fleet: Fleet<EchoConn> = super::fleet(spec, &args.common)?;
     let ramp_start = Instant::now();
-    let mut run = Run {
-        payloads: if args.json_like {
+    let mut run = Run::new(
+        if args.json_like {
             Payloads::json_like(args.size)
         } else {
             Payloads::new(args.size)
         },
-        kind: if args.binary {
+        if args.binary {
             MessageKind::Binary
         } else {
             MessageKind::Text
         },
-        pipeline: args.pipeline,
-        buf: Vec::with_capacity(args.size),
-        sending: false,
-        window_end: None,
-        sent: 0,
-        received: 0,
-        received_in_window: 0,
-        mismatches: 0,
-        first_mismatch: None,
-        unexpected: 0,
-        rtt: Histogram::new(),
-        timeline: args.common.timeline(ramp_start),
-    };
+        args.pipeline,
+        args.stream,
+        args.common.timeline(ramp_start),
+    );
     let poll_err = |e: std::io::Error| format!("poll failed: {e}");
 
     // Ramp: open every connection (bounded by the handshake timeout).
@@ -415,6 +538,7 @@ pub fn run(args: &EchoArgs) -> Result<bool, String> {
         pipeline: args.pipeline,
         size: args.size,
         binary: args.binary,
+        stream: args.stream,
         duration_secs: elapsed.as_secs_f64(),
         sent: run.sent,
         received: run.received,
@@ -428,7 +552,7 @@ pub fn run(args: &EchoArgs) -> Result<bool, String> {
         dropped_by_cause: &dropped,
     };
     let mut summary = format!(
-        "echo {}: {} connections x {} in flight x {} B {}, {:.1}s\n  \
+        "echo {}: {} connections x {} in flight x {} B {}{}, {:.1}s\n  \
          {} msg/s, {:.2} MB/s payload each way ({} echoed)\n  round trip: {}\n  \
          mismatches {}, unexpected {}, unanswered {}, connection failures: {}, dropped: {}",
         args.url,
@@ -436,6 +560,7 @@ pub fn run(args: &EchoArgs) -> Result<bool, String> {
         args.pipeline,
         args.size,
         if args.binary { "binary" } else { "text" },
+        if args.stream { " (as a stream)" } else { "" },
         elapsed.as_secs_f64(),
         fmt_count(msgs_per_sec as u64),
         bytes_per_sec / 1e6,
@@ -450,7 +575,7 @@ pub fn run(args: &EchoArgs) -> Result<bool, String> {
     if let Some(first) = &run.first_mismatch {
         summary.push_str(&format!("\n  MISMATCH: {first}"));
     }
-    let parameters = args.common.parameters(serde_json::json!({
+    let mut parameters = args.common.parameters(serde_json::json!({
         "url": args.url,
         "connections": args.connections,
         "pipeline": args.pipeline,
@@ -460,6 +585,9 @@ pub fn run(args: &EchoArgs) -> Result<bool, String> {
         "duration_secs": args.duration,
         "drain_secs": args.drain,
     }));
+    if args.stream {
+        parameters["stream"] = serde_json::Value::Bool(true);
+    }
     finish(
         &args.common,
         "echo",
@@ -522,6 +650,71 @@ mod tests {
         corrupt[40] ^= 1;
         assert!(!p.verify(3, 7, &corrupt));
         assert!(!p.verify(3, 7, &buf[..63]));
+    }
+
+    /// A run in `--stream` mode over `size`-byte messages, with `n` messages of
+    /// connection 5 in flight; returns it, the connection and the bytes sent.
+    fn stream_run(size: usize, n: u64) -> (Run, EchoConn, Vec<u8>) {
+        let mut run = Run::new(
+            Payloads::new(size),
+            MessageKind::Text,
+            n,
+            true,
+            Timeline::off(),
+        );
+        let mut conn = EchoConn::default();
+        let mut sent = Vec::new();
+        let now = Instant::now();
+        for seq in 0..n {
+            run.payloads.fill(5, seq, &mut run.buf);
+            sent.extend_from_slice(&run.buf);
+            conn.inflight.push_back((seq, now));
+        }
+        (run, conn, sent)
+    }
+
+    #[test]
+    fn stream_mode_reassembles_split_and_merged_arrivals() {
+        let (mut run, mut conn, sent) = stream_run(100, 4);
+        let now = Instant::now();
+        // Split: the first message in three pieces (one empty), then the rest
+        // merged with a piece of the third, then the remainder in one go.
+        let mut done = 0;
+        for piece in [&sent[..1], &sent[1..1], &sent[1..70], &sent[70..100]] {
+            done += run.on_stream_bytes(5, &mut conn, piece, now);
+        }
+        assert_eq!((done, run.received), (1, 1));
+        assert_eq!(conn.inflight.len(), 3);
+        assert!(conn.partial.is_empty());
+        assert_eq!(run.on_stream_bytes(5, &mut conn, &sent[100..250], now), 1);
+        assert_eq!(conn.partial.len(), 50);
+        assert!(conn.partial.capacity() <= 100, "at most one message kept");
+        assert_eq!(run.on_stream_bytes(5, &mut conn, &sent[250..], now), 2);
+        assert_eq!((run.received, run.mismatches, run.unexpected), (4, 0, 0));
+        assert!(conn.inflight.is_empty() && conn.partial.is_empty());
+        // Bytes with nothing in flight.
+        assert_eq!(run.on_stream_bytes(5, &mut conn, b"x", now), 0);
+        assert_eq!(run.unexpected, 1);
+        assert_eq!(run.rtt.latency().count, 4);
+    }
+
+    #[test]
+    fn stream_mode_counts_a_wrong_byte_as_a_mismatch() {
+        // Merged: all three messages in one arrival, one byte wrong in the second.
+        let (mut run, mut conn, mut sent) = stream_run(64, 3);
+        let now = Instant::now();
+        sent[64 + 40] ^= 1;
+        assert_eq!(run.on_stream_bytes(5, &mut conn, &sent, now), 3);
+        assert_eq!((run.received, run.mismatches), (3, 1));
+        let first = run.first_mismatch.as_deref().unwrap();
+        assert!(first.contains("message 1"), "{first}");
+        // The same bytes split one by one: the wrong byte is still caught.
+        let (mut run, mut conn, _) = stream_run(64, 3);
+        let done: u64 = sent
+            .chunks(1)
+            .map(|b| run.on_stream_bytes(5, &mut conn, b, now))
+            .sum();
+        assert_eq!((done, run.received, run.mismatches), (3, 3, 1));
     }
 
     #[test]
