@@ -35,6 +35,148 @@ pub struct Config {
     pub tls: Option<TlsConfig>,
     /// The metrics and health listener.
     pub metrics: MetricsConfig,
+    /// Rooms shared between processes and machines through Redis pub/sub.
+    pub backplane: Option<BackplaneConfig>,
+    /// The HTTP API for backends (`POST /api/publish`).
+    pub api: ApiConfig,
+}
+
+/// The `[backplane]` table: chat rooms span every wsd process that names the
+/// same Redis server, through one pub/sub channel per room.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackplaneConfig {
+    /// `redis://HOST:PORT[/DB]`; the host is resolved when the config is read.
+    #[serde(deserialize_with = "redis_url")]
+    pub redis: RedisUrl,
+    /// Sent with AUTH after connecting, if set.
+    pub password: Option<String>,
+    /// Prepended to every channel name. Default "wsd:".
+    #[serde(default = "default_channel_prefix")]
+    pub channel_prefix: String,
+}
+
+/// A parsed `redis://` address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisUrl {
+    pub addr: SocketAddr,
+    /// As written, for logs.
+    pub text: String,
+    pub db: u32,
+}
+
+fn default_channel_prefix() -> String {
+    "wsd:".to_owned()
+}
+
+fn redis_url<'de, D: Deserializer<'de>>(d: D) -> Result<RedisUrl, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_redis_url(&text).map_err(de::Error::custom)
+}
+
+/// Parses `redis://HOST:PORT[/DB]` (port 6379 if absent).
+pub fn parse_redis_url(text: &str) -> Result<RedisUrl, String> {
+    use std::net::ToSocketAddrs;
+    let rest = text
+        .strip_prefix("redis://")
+        .ok_or_else(|| format!("{text:?} is not a redis:// URL"))?;
+    let (hostport, db) = match rest.split_once('/') {
+        Some((h, "")) => (h, 0),
+        Some((h, db)) => (
+            h,
+            db.parse()
+                .map_err(|_| format!("{text:?}: the database must be a number"))?,
+        ),
+        None => (rest, 0),
+    };
+    if hostport.contains('@') {
+        return Err(format!(
+            "{text:?}: put the password in `password`, not the URL"
+        ));
+    }
+    let with_port = if hostport
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
+        && !hostport.ends_with(']')
+    {
+        hostport.to_owned()
+    } else {
+        format!("{hostport}:6379")
+    };
+    let addr = with_port
+        .to_socket_addrs()
+        .map_err(|e| format!("{text:?}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{text:?} resolves to no address"))?;
+    Ok(RedisUrl {
+        addr,
+        text: text.to_owned(),
+        db,
+    })
+}
+
+/// The `[api]` table: `POST /api/publish` for backends, off while `keys` is empty.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Bearer tokens accepted in `Authorization: Bearer KEY`; empty: no API.
+    pub keys: Vec<String>,
+    /// Where the API is served: "main" (default: the WebSocket listeners) or
+    /// "metrics" (the `[metrics]` listener only).
+    pub listener: ApiListener,
+}
+
+/// Which listener serves `[api]`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApiListener {
+    #[default]
+    Main,
+    Metrics,
+}
+
+/// `[server] workers`: a number of processes, or "auto" (one per core).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workers {
+    Count(usize),
+    Auto,
+}
+
+impl Workers {
+    /// The number of worker processes this means on this machine.
+    pub fn resolve(self) -> usize {
+        match self {
+            Workers::Count(n) => n,
+            Workers::Auto => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+}
+
+impl Default for Workers {
+    fn default() -> Self {
+        Workers::Count(1)
+    }
+}
+
+impl<'de> Deserialize<'de> for Workers {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Count(i64),
+            Name(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Count(n) if (1..=256).contains(&n) => Ok(Workers::Count(n as usize)),
+            Raw::Name(s) if s == "auto" => Ok(Workers::Auto),
+            Raw::Count(n) => Err(de::Error::custom(format!(
+                "workers = {n} is out of range 1-256"
+            ))),
+            Raw::Name(s) => Err(de::Error::custom(format!(
+                "workers = {s:?}: a number of processes or \"auto\""
+            ))),
+        }
+    }
 }
 
 /// The `[metrics]` table: a separate plain-HTTP listener in the same loop for
@@ -87,6 +229,9 @@ pub struct ServerConfig {
     /// Peers whose `X-Forwarded-For` / `Forwarded` header names the client
     /// (CIDRs or single addresses). Default none: the header is never believed.
     pub trusted_proxies: Vec<Cidr>,
+    /// Worker processes, each a whole reactor on the same addresses
+    /// (SO_REUSEPORT). Default 1: one process, no supervisor.
+    pub workers: Workers,
 }
 
 impl Default for ServerConfig {
@@ -99,6 +244,7 @@ impl Default for ServerConfig {
             backlog: 1024,
             max_connections: 0,
             trusted_proxies: Vec::new(),
+            workers: Workers::default(),
         }
     }
 }
@@ -1183,6 +1329,38 @@ impl Config {
                 "PROXY headers are read on plain listeners only: terminate TLS at the \
                  balancer, or use `listen` behind it"
                     .into(),
+            ));
+        }
+        let chat = self
+            .routes
+            .iter()
+            .find(|r| matches!(r.kind, RouteKind::Chat(_)));
+        if let (Some(route), None) = (chat, &self.backplane) {
+            if self.server.workers.resolve() > 1 {
+                return Err((
+                    "workers".into(),
+                    format!(
+                        "the chat route {:?} would be split into one set of rooms per worker: \
+                         add a [backplane] (Redis) so rooms span workers, or use workers = 1",
+                        route.path
+                    ),
+                ));
+            }
+        }
+        if self.api.listener == ApiListener::Metrics
+            && !self.api.keys.is_empty()
+            && self.metrics.listen.is_none()
+        {
+            return Err((
+                "listener".into(),
+                "the API is to be served on the metrics listener, but [metrics] has no `listen`"
+                    .into(),
+            ));
+        }
+        if self.api.keys.iter().any(|k| k.len() < 16) {
+            return Err((
+                "keys".into(),
+                "each API key must be at least 16 characters".into(),
             ));
         }
         if l.max_tracked_ips == 0 {
