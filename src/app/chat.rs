@@ -6,10 +6,11 @@
 //! the server delivers, encoding each message once per encoding in use.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 
 use serde::Serialize;
 
-use crate::app::handler::{ConnKey, Effects, Opening, Peer, RouteHandler, Slot, Topic};
+use crate::app::handler::{ConnKey, Effects, Opening, Peer, Relay, RouteHandler, Slot, Topic};
 use crate::app::rooms::Rooms;
 use crate::app::status::Census;
 use crate::app::{query_param, Rejection};
@@ -24,6 +25,12 @@ pub struct Chat {
     /// Settings; a reload may replace them (rooms and members stay).
     config: RefCell<ChatConfig>,
     rooms: RefCell<Rooms>,
+    /// The route's path: a room's backplane channel is `PATH:ROOM`.
+    path: String,
+    /// Whether rooms span processes through the backplane.
+    relaying: bool,
+    /// Members other processes announced, by room name and process.
+    remote: RefCell<HashMap<String, HashMap<String, usize>>>,
 }
 
 /// A presence message, as JSON text: `{"type":"join","id":3,"members":2}`.
@@ -56,12 +63,52 @@ impl Announcement<'_> {
     }
 }
 
+/// What one process relays to the others about a room: the first byte says
+/// what, the rest is the message or `ID COUNT` (a member's id and how many
+/// members the sender has in the room now).
+const RELAY_TEXT: u8 = b't';
+const RELAY_BINARY: u8 = b'b';
+const RELAY_JOIN: u8 = b'j';
+const RELAY_LEAVE: u8 = b'l';
+/// A process's member count, sent in answer to a join from a process it had
+/// not heard of, so a newcomer learns the room's size.
+const RELAY_COUNT: u8 = b'c';
+
+fn presence(what: u8, id: u64, count: usize) -> Vec<u8> {
+    let mut out = vec![what];
+    out.extend_from_slice(format!("{id} {count}").as_bytes());
+    out
+}
+
+fn parse_presence(body: &[u8]) -> Option<(u64, usize)> {
+    let text = std::str::from_utf8(body).ok()?;
+    let (id, count) = text.split_once(' ')?;
+    Some((id.parse().ok()?, count.parse().ok()?))
+}
+
 impl Chat {
-    pub fn new(config: ChatConfig) -> Chat {
+    /// A chat route at `path`; `relaying` when a backplane shares its rooms.
+    pub fn new(config: ChatConfig, path: &str, relaying: bool) -> Chat {
         Chat {
             config: RefCell::new(config),
             rooms: RefCell::new(Rooms::default()),
+            path: path.to_owned(),
+            relaying,
+            remote: RefCell::default(),
         }
+    }
+
+    fn channel(&self, room: &str) -> String {
+        format!("{}:{room}", self.path)
+    }
+
+    /// Members of room `name` here and, as announced, in other processes.
+    fn total(&self, name: &str, here: usize) -> usize {
+        here + self
+            .remote
+            .borrow()
+            .get(name)
+            .map_or(0, |nodes| nodes.values().sum())
     }
 }
 
@@ -83,17 +130,25 @@ impl RouteHandler for Chat {
         let room = rooms
             .join(&name, peer.key, config.max_rooms, config.max_members)
             .map_err(|e| Rejection::new(503, format!("chat: {e}")))?;
+        let here = rooms.members(room).len();
+        if self.relaying {
+            if here == 1 {
+                fx.relay(Relay::Subscribe(self.channel(&name)));
+            }
+            let join = presence(RELAY_JOIN, peer.id, here);
+            fx.relay(Relay::Publish(self.channel(&name), join));
+        }
         if config.announce {
-            let members = rooms.members(room);
+            let members = self.total(&name, here);
             let welcome = Announcement::Welcome {
                 id: peer.id,
                 room: &name,
-                members: members.len(),
+                members,
             };
             fx.reply(welcome.message());
             let join = Announcement::Join {
                 id: peer.id,
-                members: members.len(),
+                members,
             };
             fx.publish(join.message(), room, false);
         }
@@ -101,20 +156,98 @@ impl RouteHandler for Chat {
     }
 
     fn message(&self, _: Peer, room: Slot, message: Message, fx: &mut Effects) {
+        if self.relaying {
+            let what = match message.kind {
+                MessageKind::Text => RELAY_TEXT,
+                MessageKind::Binary => RELAY_BINARY,
+            };
+            let mut payload = Vec::with_capacity(message.data.len() + 1);
+            payload.push(what);
+            payload.extend_from_slice(&message.data);
+            let channel = self.channel(self.rooms.borrow().name(room));
+            fx.relay(Relay::Publish(channel, payload));
+        }
         fx.publish(message, room, self.config.borrow().echo_to_sender);
     }
 
     fn closed(&self, peer: Peer, room: Slot, fx: &mut Effects) {
         let mut rooms = self.rooms.borrow_mut();
+        let name = rooms.name(room).to_owned();
         rooms.leave(room, peer.key);
-        let members = rooms.members(room);
-        if self.config.borrow().announce && !members.is_empty() {
+        let here = rooms.members(room).len();
+        if self.relaying {
+            let leave = presence(RELAY_LEAVE, peer.id, here);
+            fx.relay(Relay::Publish(self.channel(&name), leave));
+            if here == 0 {
+                fx.relay(Relay::Unsubscribe(self.channel(&name)));
+                self.remote.borrow_mut().remove(&name);
+            }
+        }
+        if self.config.borrow().announce && here > 0 {
             let leave = Announcement::Leave {
                 id: peer.id,
-                members: members.len(),
+                members: self.total(&name, here),
             };
             fx.publish(leave.message(), room, false);
         }
+    }
+
+    fn relayed(&self, channel: &str, node: &str, payload: &[u8], fx: &mut Effects) {
+        let Some(name) = channel
+            .strip_prefix(self.path.as_str())
+            .and_then(|c| c.strip_prefix(':'))
+        else {
+            return;
+        };
+        let rooms = self.rooms.borrow();
+        let Some(room) = rooms.find(name) else {
+            return; // nobody here any more
+        };
+        let Some((&what, body)) = payload.split_first() else {
+            return;
+        };
+        let kind = match what {
+            RELAY_TEXT => Some(MessageKind::Text),
+            RELAY_BINARY => Some(MessageKind::Binary),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            let message = Message {
+                kind,
+                data: body.to_vec(),
+            };
+            fx.publish(message, room, false);
+            return;
+        }
+        let Some((id, count)) = parse_presence(body) else {
+            return;
+        };
+        let known = {
+            let mut remote = self.remote.borrow_mut();
+            let nodes = remote.entry(name.to_owned()).or_default();
+            let known = nodes.contains_key(node);
+            if count == 0 {
+                nodes.remove(node);
+            } else {
+                nodes.insert(node.to_owned(), count);
+            }
+            known
+        };
+        let here = rooms.members(room).len();
+        if what == RELAY_JOIN && !known {
+            let ours = presence(RELAY_COUNT, 0, here);
+            fx.relay(Relay::Publish(channel.to_owned(), ours));
+        }
+        if !self.config.borrow().announce {
+            return;
+        }
+        let members = self.total(name, here);
+        let announcement = match what {
+            RELAY_JOIN => Announcement::Join { id, members },
+            RELAY_LEAVE => Announcement::Leave { id, members },
+            _ => return,
+        };
+        fx.publish(announcement.message(), room, false);
     }
 
     fn subscribers(&self, room: Topic, deliver: &mut dyn FnMut(&[ConnKey])) {
@@ -169,7 +302,7 @@ mod tests {
 
     #[test]
     fn announcements_are_json_with_the_type_first_and_names_escaped() {
-        let chat: Rc<dyn RouteHandler> = Rc::new(Chat::new(ChatConfig::default()));
+        let chat: Rc<dyn RouteHandler> = Rc::new(Chat::new(ChatConfig::default(), "/chat", false));
         let mut fx = Effects::default();
         let a = Peer { key: 1, id: 7 };
         // As the server does: the origin is named before each handler call.
@@ -210,7 +343,7 @@ mod tests {
                 announce: false,
                 ..ChatConfig::default()
             };
-            let chat: Rc<dyn RouteHandler> = Rc::new(Chat::new(config));
+            let chat: Rc<dyn RouteHandler> = Rc::new(Chat::new(config, "/chat", false));
             let mut fx = Effects::default();
             let mut room = 0;
             for key in 1..=3 {
@@ -247,7 +380,7 @@ mod tests {
             max_members: 1,
             ..ChatConfig::default()
         };
-        let chat: Rc<dyn RouteHandler> = Rc::new(Chat::new(config));
+        let chat: Rc<dyn RouteHandler> = Rc::new(Chat::new(config, "/chat", false));
         let mut fx = Effects::default();
         fx.set_origin(Some(1), &chat);
         chat.open(

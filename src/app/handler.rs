@@ -119,6 +119,18 @@ pub enum BackendEnd {
     Unavailable(String),
 }
 
+/// What a handler asks of the backplane (the other wsd processes sharing its
+/// rooms through Redis), carried out only when `[backplane]` is configured.
+#[derive(Debug)]
+pub enum Relay {
+    /// Start hearing what other processes relay on this channel.
+    Subscribe(String),
+    /// Stop hearing it.
+    Unsubscribe(String),
+    /// Send this payload to the other processes subscribed to the channel.
+    Publish(String, Vec<u8>),
+}
+
 /// What a route does with its connections. One implementation per route kind,
 /// in a file of its own under `app/`; the server never names a kind.
 pub trait RouteHandler: fmt::Debug {
@@ -157,6 +169,13 @@ pub trait RouteHandler: fmt::Debug {
     /// The connection's backend ended (its output was handed over first).
     fn backend_ended(&self, peer: Peer, slot: Slot, end: &BackendEnd, fx: &mut Effects) {
         let _ = (peer, slot, end, fx);
+    }
+
+    /// Another wsd process relayed `payload` on `channel` (one this handler
+    /// subscribed to with [`Effects::relay`]'s `Subscribe`); `node` names it.
+    /// Effects may address only this handler's topics.
+    fn relayed(&self, channel: &str, node: &str, payload: &[u8], fx: &mut Effects) {
+        let _ = (channel, node, payload, fx);
     }
 
     /// Hands the subscribers of `topic` to `deliver`, when the server fans out
@@ -222,6 +241,8 @@ pub struct Effects {
     to_backend: Vec<u8>,
     /// Lines for the log (rate-limited by the server).
     log_lines: Vec<String>,
+    /// What goes to the backplane, with the handler that asked.
+    relays: Vec<(Relay, Rc<dyn RouteHandler>)>,
 }
 
 impl Effects {
@@ -269,6 +290,23 @@ impl Effects {
     /// Writes `bytes` to the connection's backend, after what was written before.
     pub fn to_backend(&mut self, bytes: &[u8]) {
         self.to_backend.extend_from_slice(bytes);
+    }
+
+    /// Asks the backplane for `relay` (dropped when there is none).
+    pub fn relay(&mut self, relay: Relay) {
+        if let Some((_, handler)) = &self.origin {
+            self.relays.push((relay, Rc::clone(handler)));
+        }
+    }
+
+    /// Whether backplane requests wait.
+    pub fn has_relays(&self) -> bool {
+        !self.relays.is_empty()
+    }
+
+    /// The backplane requests, in order, with the handler that asked each.
+    pub fn take_relays(&mut self) -> std::vec::Drain<'_, (Relay, Rc<dyn RouteHandler>)> {
+        self.relays.drain(..)
     }
 
     /// A line for wsd's log, at warn level and rate-limited.

@@ -28,7 +28,8 @@ use crate::core::http::write_closing_response;
 use crate::core::{Headers, Request, Upgrade};
 use auth::{authenticate, AuthFailure};
 pub use handler::{
-    BackendEnd, BackendSpec, ConnKey, Effects, Opening, Peer, RouteHandler, Slot, Stream, Topic,
+    BackendEnd, BackendSpec, ConnKey, Effects, Opening, Peer, Relay, RouteHandler, Slot, Stream,
+    Topic,
 };
 use policy::{choose_compression, choose_protocol, origin_allowed, ProtocolChoice};
 use static_files::{HttpReply, StaticFiles};
@@ -77,10 +78,11 @@ pub fn bump(cell: &Cell<u64>, n: u64) {
 }
 
 impl Route {
-    pub fn new(config: RouteConfig) -> Route {
+    /// `relaying`: a backplane shares chat rooms with other processes.
+    pub fn new(config: RouteConfig, relaying: bool) -> Route {
         let handler: Rc<dyn RouteHandler> = match &config.kind {
             RouteKind::Echo => Rc::new(echo::Echo),
-            RouteKind::Chat(chat) => Rc::new(chat::Chat::new(chat.clone())),
+            RouteKind::Chat(chat) => Rc::new(chat::Chat::new(chat.clone(), &config.path, relaying)),
             RouteKind::Status => Rc::new(status::Status::default()),
             RouteKind::Process(process) => Rc::new(process::ProcessRoute::new(process.clone())),
             RouteKind::Tcp(tcp) => Rc::new(tcp::TcpRoute::new(tcp.clone())),
@@ -96,7 +98,7 @@ impl Route {
     /// with the same kind keeps its handler (and so a chat route its rooms and
     /// their members) and its counters. The handler takes the new settings
     /// only when the reload is committed ([`App::commit_reload`]).
-    pub fn reloaded(config: RouteConfig, previous: &[Rc<Route>]) -> Route {
+    pub fn reloaded(config: RouteConfig, previous: &[Rc<Route>], relaying: bool) -> Route {
         let same = previous
             .iter()
             .find(|r| r.config.path == config.path && r.config.kind.name() == config.kind.name());
@@ -106,7 +108,7 @@ impl Route {
                 handler: Rc::clone(&old.handler),
                 traffic: Rc::clone(&old.traffic),
             },
-            None => Route::new(config),
+            None => Route::new(config, relaying),
         }
     }
 }
@@ -229,7 +231,13 @@ impl App {
             routes: config
                 .routes
                 .iter()
-                .map(|r| Rc::new(Route::reloaded(r.clone(), &previous.routes)))
+                .map(|r| {
+                    Rc::new(Route::reloaded(
+                        r.clone(),
+                        &previous.routes,
+                        config.backplane.is_some(),
+                    ))
+                })
                 .collect(),
             users: config.users.clone(),
             static_files,

@@ -84,6 +84,11 @@ impl Rooms {
         }
     }
 
+    /// The room called `name`, if it has members.
+    pub fn find(&self, name: &str) -> Option<RoomId> {
+        self.by_name.get(name).copied()
+    }
+
     /// The members of `room` (empty if it does not exist).
     pub fn members(&self, room: RoomId) -> &[ConnKey] {
         self.rooms.get(room as usize).map_or(&[], |r| &r.members)

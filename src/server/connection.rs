@@ -14,6 +14,7 @@ use crate::app::{App, Effects, Route, Slot};
 use crate::config::ProxyProtocol;
 use crate::core::WebSocket;
 use crate::logging::LogLimiter;
+use crate::server::backplane::Backplane;
 use crate::server::bridge::Bridges;
 use crate::server::deadlines::Deadlines;
 use crate::server::outbox::Outbox;
@@ -138,6 +139,8 @@ pub struct Shared {
     pub per_ip: PerIp,
     /// The backends of bridged connections (process and tcp routes).
     pub bridges: Bridges,
+    /// Chat rooms shared with other processes through Redis, if configured.
+    pub backplane: Option<Backplane>,
     pub(super) peer_log: LogLimiter,
 }
 
@@ -148,6 +151,7 @@ impl Shared {
         rbuf_len: usize,
         peer_log: LogLimiter,
         bridges: Bridges,
+        backplane: Option<Backplane>,
     ) -> Shared {
         let per_ip = PerIp::new(settings.per_ip);
         Shared {
@@ -161,6 +165,7 @@ impl Shared {
             peer_may_have_closed: false,
             per_ip,
             bridges,
+            backplane,
             peer_log,
         }
     }

@@ -15,6 +15,7 @@ use std::fmt::Write;
 use crate::app::Route;
 use crate::core::http::write_response_head;
 use crate::core::Request;
+use crate::server::backplane::BackplaneStats;
 use crate::server::process_usage::process_usage;
 use crate::server::stats::{Stats, TURN_BUCKETS};
 
@@ -33,6 +34,8 @@ pub struct View<'a> {
     pub stats: &'a Stats,
     pub routes: &'a [std::rc::Rc<Route>],
     pub draining: bool,
+    /// The backplane's counters, when one is configured.
+    pub backplane: Option<BackplaneStats>,
 }
 
 /// Appends the response to one request on the metrics listener (`admin`) or a
@@ -53,6 +56,11 @@ pub fn respond(out: &mut Vec<u8>, request: &Request, view: &View<'_>, admin: boo
     let (status, kind, body) = match request.path() {
         HEALTHZ => (200, "text/plain; charset=utf-8", "ok\n".to_owned()),
         READYZ if view.draining => (503, "text/plain; charset=utf-8", "draining\n".to_owned()),
+        READYZ if view.backplane.is_some_and(|b| !b.up) => (
+            503,
+            "text/plain; charset=utf-8",
+            "backplane down: rooms reach this process only\n".to_owned(),
+        ),
         READYZ => (200, "text/plain; charset=utf-8", "ready\n".to_owned()),
         METRICS if admin => (
             200,
@@ -303,6 +311,53 @@ pub fn render(view: &View<'_>) -> String {
         "1 while draining after SIGTERM/SIGINT.",
     );
     m.sample("wsd_draining", &[], u64::from(view.draining));
+    if let Some(b) = view.backplane {
+        m.family(
+            "wsd_backplane_up",
+            "gauge",
+            "1 while both Redis links of the backplane are connected.",
+        );
+        m.sample("wsd_backplane_up", &[], u64::from(b.up));
+        m.family(
+            "wsd_backplane_published_total",
+            "counter",
+            "Messages relayed to other processes through Redis.",
+        );
+        m.sample("wsd_backplane_published_total", &[], b.published);
+        m.family(
+            "wsd_backplane_received_total",
+            "counter",
+            "Messages other processes relayed through Redis.",
+        );
+        m.sample("wsd_backplane_received_total", &[], b.received);
+        m.family(
+            "wsd_backplane_dropped_total",
+            "counter",
+            "Messages not relayed: Redis away (down) or too slow (queue full).",
+        );
+        m.sample(
+            "wsd_backplane_dropped_total",
+            &[("reason", "down")],
+            b.dropped_down,
+        );
+        m.sample(
+            "wsd_backplane_dropped_total",
+            &[("reason", "queue")],
+            b.dropped_queue,
+        );
+        m.family(
+            "wsd_backplane_outages_total",
+            "counter",
+            "Times the Redis links were lost.",
+        );
+        m.sample("wsd_backplane_outages_total", &[], b.outages);
+        m.family(
+            "wsd_backplane_channels",
+            "gauge",
+            "Room channels this process is subscribed to.",
+        );
+        m.sample("wsd_backplane_channels", &[], b.channels);
+    }
 
     let turns = "wsd_loop_turn_duration_seconds";
     m.family(
@@ -401,6 +456,7 @@ mod tests {
             stats: &stats,
             routes: &[],
             draining: false,
+            backplane: Some(crate::server::backplane::BackplaneStats::default()),
         });
         let types: Vec<&str> = text.lines().filter(|l| l.starts_with("# TYPE ")).collect();
         let mut names: Vec<&str> = types.iter().map(|l| l.split(' ').nth(2).unwrap()).collect();

@@ -5,6 +5,7 @@
 //! per-connection logic: that is the reactor's.
 
 pub mod activation;
+pub mod backplane;
 pub mod bridge;
 pub mod certs;
 pub mod client_addr;

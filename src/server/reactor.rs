@@ -26,6 +26,7 @@ use crate::core::http::write_closing_response;
 use crate::core::{Encoding, SharedFrame};
 use crate::logging;
 use crate::logging::LogLimiter;
+use crate::server::backplane::Backplane;
 use crate::server::bridge::Bridges;
 use crate::server::client_addr;
 use crate::server::connection::{Conn, ConnState, Shared, Verdict};
@@ -103,12 +104,20 @@ impl Reactor {
         let rbuf_len = config.limits.max_request_bytes + READ_CHUNK;
         let status = app.shows_status().then(|| StatusProbe::new(Instant::now()));
         let bridges = Bridges::new(poll.registry().try_clone()?);
+        let backplane = match &config.backplane {
+            Some(backplane) => Some(Backplane::new(
+                poll.registry().try_clone()?,
+                backplane.clone(),
+                usize::try_from(config.limits.max_message_bytes).unwrap_or(usize::MAX),
+            )),
+            None => None,
+        };
         Ok(Reactor {
             poll,
             listeners,
             signals,
             conns: Slab::new(),
-            shared: Shared::new(settings, app, rbuf_len, peer_log, bridges),
+            shared: Shared::new(settings, app, rbuf_len, peer_log, bridges, backplane),
             wheel: TimerWheel::new(Instant::now()),
             fired: Vec::new(),
             to_flush: Vec::new(),
@@ -158,17 +167,24 @@ impl Reactor {
                         self.backend_event(key, pipe, event.is_writable());
                     }
                     Source::EndingChild(index) => self.shared.bridges.ending_event(index),
+                    Source::Backplane(link) => self.backplane_event(link, turn_start),
                     Source::Unknown => {}
                 }
             }
             self.fire_timers();
             self.fire_bridge_timers();
+            if let Some(backplane) = &mut self.shared.backplane {
+                backplane.tick(turn_start);
+            }
             self.resume_accepting();
             if self.drain_until.is_some_and(|t| self.shared.now >= t) {
                 self.begin_shutdown(self.drain_signal);
             }
             self.offer_status(turn_start);
             self.flush_backends();
+            if let Some(backplane) = &mut self.shared.backplane {
+                backplane.flush();
+            }
             while let Some(key) = self.to_flush.pop() {
                 self.flush(key);
             }
@@ -197,7 +213,12 @@ impl Reactor {
             None if self.accept_paused_until != 0
                 || self.shutdown_deadline.is_some()
                 || self.drain_until.is_some()
-                || self.shared.bridges.has_timers() =>
+                || self.shared.bridges.has_timers()
+                || self
+                    .shared
+                    .backplane
+                    .as_ref()
+                    .is_some_and(Backplane::waiting_to_retry) =>
             {
                 Some(TICK)
             }
@@ -318,6 +339,39 @@ impl Reactor {
         }
     }
 
+    // ---- the backplane ----
+
+    /// Hands what handlers asked of the backplane to it (nothing without one).
+    fn relay(&mut self) {
+        let fx = &mut self.shared.fx;
+        match &mut self.shared.backplane {
+            Some(backplane) => {
+                for (relay, handler) in fx.take_relays() {
+                    backplane.relay(relay, &handler);
+                }
+            }
+            None => fx.take_relays().for_each(drop),
+        }
+    }
+
+    /// An event on a Redis link; what other processes relayed goes to the
+    /// handlers that subscribed, which deliver it in this process.
+    fn backplane_event(&mut self, link: usize, now: Instant) {
+        let Some(backplane) = &mut self.shared.backplane else {
+            return;
+        };
+        backplane.on_event(link, now);
+        if !backplane.has_inbox() {
+            return;
+        }
+        for r in backplane.take_inbox() {
+            self.shared.fx.set_origin(None, &r.handler);
+            r.handler
+                .relayed(&r.channel, &r.node, &r.payload, &mut self.shared.fx);
+            self.fan_out();
+        }
+    }
+
     // ---- bridged connections' backends ----
 
     /// An event of connection `key`'s backend.
@@ -410,6 +464,9 @@ impl Reactor {
     /// Delivers the broadcasts handlers asked for to every recipient but the
     /// sender (its copy went out already), encoding once per encoding in use.
     fn fan_out(&mut self) {
+        if self.shared.fx.has_relays() {
+            self.relay();
+        }
         if !self.shared.fx.has_publications() {
             return;
         }

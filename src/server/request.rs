@@ -126,6 +126,7 @@ impl Conn {
             stats: &sh.stats,
             routes: sh.app.routes(),
             draining: sh.draining,
+            backplane: sh.backplane.as_ref().map(|b| b.stats),
         };
         let admin = self.admin;
         let mut status = 0;

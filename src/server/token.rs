@@ -19,6 +19,7 @@ const BACKEND_IN: usize = 4;
 const BACKEND_ERR: usize = 5;
 const BACKEND_EXIT: usize = 6;
 const ENDING_CHILD: usize = 7;
+const BACKPLANE: usize = 8;
 
 /// What a readiness event is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +35,8 @@ pub enum Source {
     /// A child whose connection is gone, on its way out (its pidfd), by its
     /// index in the bridge table's list of ending children.
     EndingChild(usize),
+    /// One of the backplane's two Redis links (`backplane::SUBSCRIBER`, `PUBLISHER`).
+    Backplane(usize),
     /// A token this reactor never registered (ignored).
     Unknown,
 }
@@ -62,6 +65,7 @@ impl Source {
             Source::Backend(k, Pipe::Err) => (BACKEND_ERR, k),
             Source::Backend(k, Pipe::Exit) => (BACKEND_EXIT, k),
             Source::EndingChild(i) => (ENDING_CHILD, i),
+            Source::Backplane(i) => (BACKPLANE, i),
             Source::Unknown => (KIND_MASK, 0),
         };
         Token((index << KIND_BITS) | kind)
@@ -78,6 +82,7 @@ impl Source {
             BACKEND_ERR => Source::Backend(index, Pipe::Err),
             BACKEND_EXIT => Source::Backend(index, Pipe::Exit),
             ENDING_CHILD => Source::EndingChild(index),
+            BACKPLANE => Source::Backplane(index),
             _ => Source::Unknown,
         }
     }
@@ -101,6 +106,7 @@ mod tests {
             Source::Backend(7, Pipe::Err),
             Source::Backend(7, Pipe::Exit),
             Source::EndingChild(7),
+            Source::Backplane(1),
         ] {
             assert_eq!(Source::of(s.token()), s);
         }
