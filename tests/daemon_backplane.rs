@@ -311,3 +311,31 @@ fn redis_restarting_costs_only_what_was_sent_while_it_was_away() {
     );
     assert_eq!(metric(metrics_one, "wsd_backplane_outages_total "), Some(1));
 }
+
+#[test]
+fn the_publish_api_reaches_members_on_both_daemons() {
+    let redis = Redis::start(free_port());
+    let with_api = format!(
+        "{}\n[api]\nkeys = [\"backend-key-0123456789\"]\n",
+        config(redis.port)
+    );
+    let one = Wsd::start(&with_api);
+    let two = Wsd::start(&with_api);
+    assert!(one.wait_for_log("backplane: connected", WAIT).is_some());
+    assert!(two.wait_for_log("backplane: connected", WAIT).is_some());
+    let mut a = join(&one, "alerts");
+    let mut b = join(&two, "alerts");
+    until_relayed(&mut a, &mut b);
+    let body = br#"{"route":"/chat","room":"alerts","data":"deploy done"}"#;
+    let mut request = format!(
+        "POST /api/publish HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer backend-key-0123456789\r\n\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(body);
+    let reply = http_exchange(one.addr, &request);
+    assert_eq!(reply.status, 200, "{}", reply.body_text());
+    assert_eq!(next_chat(&mut a), "deploy done");
+    assert_eq!(next_chat(&mut b), "deploy done");
+}

@@ -74,6 +74,18 @@ const RELAY_LEAVE: u8 = b'l';
 /// not heard of, so a newcomer learns the room's size.
 const RELAY_COUNT: u8 = b'c';
 
+/// A message as relayed: its kind, then its bytes.
+fn relayed_message(message: &Message) -> Vec<u8> {
+    let what = match message.kind {
+        MessageKind::Text => RELAY_TEXT,
+        MessageKind::Binary => RELAY_BINARY,
+    };
+    let mut payload = Vec::with_capacity(message.data.len() + 1);
+    payload.push(what);
+    payload.extend_from_slice(&message.data);
+    payload
+}
+
 fn presence(what: u8, id: u64, count: usize) -> Vec<u8> {
     let mut out = vec![what];
     out.extend_from_slice(format!("{id} {count}").as_bytes());
@@ -157,15 +169,8 @@ impl RouteHandler for Chat {
 
     fn message(&self, _: Peer, room: Slot, message: Message, fx: &mut Effects) {
         if self.relaying {
-            let what = match message.kind {
-                MessageKind::Text => RELAY_TEXT,
-                MessageKind::Binary => RELAY_BINARY,
-            };
-            let mut payload = Vec::with_capacity(message.data.len() + 1);
-            payload.push(what);
-            payload.extend_from_slice(&message.data);
             let channel = self.channel(self.rooms.borrow().name(room));
-            fx.relay(Relay::Publish(channel, payload));
+            fx.relay(Relay::Publish(channel, relayed_message(&message)));
         }
         fx.publish(message, room, self.config.borrow().echo_to_sender);
     }
@@ -248,6 +253,25 @@ impl RouteHandler for Chat {
             _ => return,
         };
         fx.publish(announcement.message(), room, false);
+    }
+
+    fn published(&self, room: &str, message: Message, fx: &mut Effects) -> Result<usize, String> {
+        if room.len() > MAX_ROOM_NAME {
+            return Err(format!("room name over {MAX_ROOM_NAME} bytes"));
+        }
+        if self.relaying {
+            fx.relay(Relay::Publish(
+                self.channel(room),
+                relayed_message(&message),
+            ));
+        }
+        let rooms = self.rooms.borrow();
+        let Some(id) = rooms.find(room) else {
+            return Ok(0);
+        };
+        let members = rooms.members(id).len();
+        fx.publish(message, id, false);
+        Ok(members)
     }
 
     fn subscribers(&self, room: Topic, deliver: &mut dyn FnMut(&[ConnKey])) {

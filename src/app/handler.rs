@@ -178,6 +178,14 @@ pub trait RouteHandler: fmt::Debug {
         let _ = (channel, node, payload, fx);
     }
 
+    /// A backend published `message` to `room` through the API: deliver it to
+    /// the room's members here (and relay it to other processes). Returns how
+    /// many members it reaches here; `Err` (404) for a route that takes none.
+    fn published(&self, room: &str, message: Message, fx: &mut Effects) -> Result<usize, String> {
+        let _ = (room, message, fx);
+        Err("this route does not take published messages (only chat routes do)".to_owned())
+    }
+
     /// Hands the subscribers of `topic` to `deliver`, when the server fans out
     /// what was published to it (after the handler call that published). The
     /// list is lent, never copied, however large the room.

@@ -8,6 +8,7 @@
 //! Adding a route kind: a handler file here, a `RouteKind` variant in `config.rs`,
 //! and one arm in [`Route::new`].
 
+pub mod api;
 pub mod auth;
 pub mod chat;
 pub mod echo;
@@ -22,10 +23,12 @@ pub mod tcp;
 use std::cell::Cell;
 use std::rc::Rc;
 
-use crate::config::{AuthConfig, Config, RouteConfig, RouteKind, UserConfig};
+use crate::config::{
+    ApiConfig, ApiListener, AuthConfig, Config, RouteConfig, RouteKind, UserConfig,
+};
 use crate::core::deflate::DeflateParams;
 use crate::core::http::write_closing_response;
-use crate::core::{Headers, Request, Upgrade};
+use crate::core::{Headers, Message, Request, Upgrade};
 use auth::{authenticate, AuthFailure};
 pub use handler::{
     BackendEnd, BackendSpec, ConnKey, Effects, Opening, Peer, Relay, RouteHandler, Slot, Stream,
@@ -119,6 +122,7 @@ pub struct App {
     routes: Vec<Rc<Route>>,
     users: Vec<UserConfig>,
     static_files: Option<StaticFiles>,
+    api: ApiConfig,
 }
 
 /// The outcome of a WebSocket upgrade request.
@@ -216,6 +220,7 @@ impl App {
             routes: Vec::new(),
             users: Vec::new(),
             static_files: None,
+            api: ApiConfig::default(),
         }
     }
 
@@ -241,6 +246,7 @@ impl App {
                 .collect(),
             users: config.users.clone(),
             static_files,
+            api: config.api.clone(),
         })
     }
 
@@ -263,6 +269,32 @@ impl App {
         for route in &self.routes {
             route.handler.reconfigure(&route.config.kind);
         }
+    }
+
+    /// The API keys, if the API is served on this kind of listener
+    /// (`admin`: the metrics listener).
+    pub fn api_keys(&self, admin: bool) -> Option<&[String]> {
+        let on_metrics = self.api.listener == ApiListener::Metrics;
+        (!self.api.keys.is_empty() && admin == on_metrics).then_some(self.api.keys.as_slice())
+    }
+
+    /// Puts `message` into `room` of the route at `path` (see [`api`]):
+    /// how many members it reaches in this process.
+    pub fn publish(
+        &self,
+        path: &str,
+        room: &str,
+        message: Message,
+        fx: &mut Effects,
+    ) -> Result<usize, String> {
+        let route = self
+            .find_route(path)
+            .ok_or_else(|| format!("no route at {path:?}"))?;
+        fx.set_origin(None, &route.handler);
+        let len = message.data.len();
+        let delivered = route.handler.published(room, message, fx)?;
+        route.traffic.received(len);
+        Ok(delivered)
     }
 
     fn find_route(&self, path: &str) -> Option<&Rc<Route>> {

@@ -12,7 +12,7 @@ use std::rc::Rc;
 
 use crate::app::{App, Effects, Route, Slot};
 use crate::config::ProxyProtocol;
-use crate::core::WebSocket;
+use crate::core::{Request, WebSocket};
 use crate::logging::LogLimiter;
 use crate::server::backplane::Backplane;
 use crate::server::bridge::Bridges;
@@ -37,6 +37,13 @@ pub enum ConnState {
         file: File,
         remaining: u64,
         keep_alive: bool,
+    },
+    /// Reading the body of an API request (`POST /api/publish`), which is
+    /// answered once it is whole; bounded by `max_message_bytes`.
+    RequestBody {
+        request: Box<Request>,
+        body: Vec<u8>,
+        expected: usize,
     },
     /// Reading the PROXY protocol header the listener expects first.
     ProxyHeader(ProxyProtocol),

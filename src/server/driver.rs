@@ -191,6 +191,18 @@ impl Conn {
                     pos += self.websocket_input(&data[pos..], key, sh);
                     break;
                 }
+                ConnState::RequestBody { .. } => {
+                    let ConnState::RequestBody { body, expected, .. } = &mut self.state else {
+                        break;
+                    };
+                    let take = (*expected - body.len()).min(data.len() - pos);
+                    body.extend_from_slice(&data[pos..pos + take]);
+                    pos += take;
+                    if body.len() < *expected {
+                        break;
+                    }
+                    self.finish_api(key, sh);
+                }
             }
         }
         if pos < data.len() && !matches!(self.state, ConnState::Closing | ConnState::Draining) {
@@ -355,7 +367,7 @@ impl Conn {
                     return Verdict::Done;
                 }
             }
-            ConnState::Request => {
+            ConnState::Request | ConnState::RequestBody { .. } => {
                 if self.deadlines.passed(Deadline::Request, now) {
                     sh.stats.handshake_timeouts += 1;
                     debug!("conn {id}: request not complete within the handshake timeout");
@@ -401,7 +413,9 @@ impl Conn {
             ConnState::Request | ConnState::ProxyHeader(_) if self.outbox.is_empty() => {
                 return Verdict::Done
             }
-            ConnState::Request | ConnState::ProxyHeader(_) => self.start_closing(key, sh),
+            ConnState::Request | ConnState::ProxyHeader(_) | ConnState::RequestBody { .. } => {
+                self.start_closing(key, sh)
+            }
             ConnState::WebSocket(_) | ConnState::Closing | ConnState::Draining => {}
         }
         Verdict::Continue

@@ -9,6 +9,7 @@ use std::net::IpAddr;
 
 use log::debug;
 
+use crate::app::api::{self, ApiReply};
 use crate::app::{bump, Admission, Opening, Peer, Rejection};
 use crate::core::deflate::PerMessageDeflate;
 use crate::core::http::{write_closing_response, write_error_response};
@@ -23,6 +24,25 @@ impl Conn {
     /// Answers one complete request head.
     pub(super) fn answer(&mut self, request: Request, key: usize, sh: &mut Shared) {
         sh.stats.http_requests += 1;
+        if request.path() == api::PUBLISH_PATH {
+            if let Some(keys) = sh.app.api_keys(self.admin) {
+                let max_body = sh.settings.ws_limits.max_message_size;
+                match api::admit(keys, &request, max_body) {
+                    Ok(expected) => {
+                        self.state = ConnState::RequestBody {
+                            request: Box::new(request),
+                            body: Vec::with_capacity(expected),
+                            expected,
+                        };
+                        if expected == 0 {
+                            self.finish_api(key, sh);
+                        }
+                    }
+                    Err(reply) => self.answer_api(&request, &reply, key, sh),
+                }
+                return;
+            }
+        }
         if self.admin || (sh.settings.health_on_main && metrics::is_health(request.path())) {
             return self.answer_operator(&request, key, sh);
         }
@@ -46,6 +66,35 @@ impl Conn {
             Ok(None) => self.serve_plain(&request, key, sh),
             Ok(Some(upgrade)) => self.upgrade(&request, &upgrade, key, sh),
         }
+    }
+
+    /// The body of an API request is whole: publish, answer, close.
+    pub(super) fn finish_api(&mut self, key: usize, sh: &mut Shared) {
+        let ConnState::RequestBody { request, body, .. } =
+            std::mem::replace(&mut self.state, ConnState::Request)
+        else {
+            return;
+        };
+        let reply = api::publish(&sh.app, &request, &body, &mut sh.fx);
+        self.answer_api(&request, &reply, key, sh);
+    }
+
+    fn answer_api(&mut self, request: &Request, reply: &ApiReply, key: usize, sh: &mut Shared) {
+        let mut headers: Vec<(&str, &str)> = reply.headers.clone();
+        headers.push(("Content-Type", "application/json"));
+        self.outbox.append(|out| {
+            write_closing_response(out, reply.status, &headers, &reply.body);
+        });
+        if reply.status != 200 {
+            let (id, from) = (self.id, self.client_label(sh));
+            sh.log_peer(format_args!(
+                "conn {id} from {from}: {} {} answered {}",
+                request.method,
+                request.path(),
+                reply.status
+            ));
+        }
+        self.start_closing(key, sh);
     }
 
     /// Per-address accounting before any upgrade work: the client's address

@@ -223,7 +223,9 @@ fn count_connections<'a>(
     for conn in conns {
         states.total += 1;
         match &conn.state {
-            ConnState::Request | ConnState::ProxyHeader(_) => states.http += 1,
+            ConnState::Request | ConnState::ProxyHeader(_) | ConnState::RequestBody { .. } => {
+                states.http += 1
+            }
             ConnState::FileBody { .. } => states.file += 1,
             ConnState::WebSocket(session) => {
                 states.websocket += 1;
