@@ -294,24 +294,26 @@ impl Backplane {
         }
     }
 
-    /// A link just connected: authenticates it; the subscriber subscribes to
-    /// every current channel. Once both are connected the backplane is up.
+    /// A link just connected: authenticates it. Once both are connected the
+    /// backplane is up and the subscriber subscribes to every current channel.
     fn link_ready(&mut self, which: usize, now: Instant) {
         if let Some(password) = self.config.password.clone() {
             self.command(which, &[b"AUTH", password.as_bytes()]);
         }
-        if which == SUBSCRIBER && !self.channels.is_empty() {
-            let prefix = self.config.channel_prefix.clone();
-            let names: Vec<String> = self
-                .channels
-                .keys()
-                .map(|c| format!("{prefix}{c}"))
-                .collect();
-            let mut words: Vec<&[u8]> = vec![b"SUBSCRIBE"];
-            words.extend(names.iter().map(|n| n.as_bytes()));
-            self.command(SUBSCRIBER, &words);
-        }
         if self.links.iter().all(|l| l.connected) {
+            // Up: every room with members here is (re)subscribed, whichever
+            // link connected last (rooms may have come while connecting).
+            if !self.channels.is_empty() {
+                let prefix = self.config.channel_prefix.clone();
+                let names: Vec<String> = self
+                    .channels
+                    .keys()
+                    .map(|c| format!("{prefix}{c}"))
+                    .collect();
+                let mut words: Vec<&[u8]> = vec![b"SUBSCRIBE"];
+                words.extend(names.iter().map(|n| n.as_bytes()));
+                self.command(SUBSCRIBER, &words);
+            }
             self.stats.up = true;
             self.attempt = 0;
             match self.down_since.take() {
