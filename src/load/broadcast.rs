@@ -23,9 +23,13 @@ use crate::histogram::{Histogram, Latency};
 /// Options of `wsd load broadcast`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BroadcastArgs {
-    /// Chat room URL, e.g. ws://127.0.0.1:9001/chat?room=bench
-    #[arg(long)]
-    pub url: String,
+    /// Chat room URL, e.g. ws://127.0.0.1:9001/chat?room=bench. Give it more
+    /// than once to spread the members round-robin over several servers sharing
+    /// the room (e.g. wsd processes on one Redis backplane): member i joins URL
+    /// i mod N, the publisher joins the first URL. Results are then also given
+    /// per URL.
+    #[arg(long = "url", value_name = "URL", required = true)]
+    pub urls: Vec<String>,
     /// Members (receivers); one more connection publishes.
     #[arg(short = 'c', long = "members", default_value_t = 10)]
     pub members: u64,
@@ -84,6 +88,34 @@ pub fn decode(prefix: &[u8], data: &[u8]) -> Option<(u64, u64)> {
 pub struct Member {
     publisher: bool,
     next_expected: u64,
+    /// Index of the URL it joined (`--url`, in order).
+    url: usize,
+}
+
+/// The URL member number `i` (0-based, in connection order) joins: round-robin
+/// over `n` URLs.
+fn url_of(i: u64, n: usize) -> usize {
+    (i % n.max(1) as u64) as usize
+}
+
+/// Receipts of the members of one URL (kept only with several `--url`).
+#[derive(Debug, Default)]
+struct UrlStats {
+    members: u64,
+    deliveries: u64,
+    in_order: u64,
+    latency: Histogram,
+}
+
+/// One URL's part of the result, when members were spread over several.
+#[derive(Debug, Serialize)]
+struct UrlReport<'a> {
+    url: &'a str,
+    members: u64,
+    deliveries: u64,
+    expected_deliveries: u64,
+    lost: u64,
+    latency: Latency,
 }
 
 struct Run {
@@ -100,6 +132,8 @@ struct Run {
     latency: Histogram,
     /// The run over time (`--report`); every delivery's latency is recorded in it too.
     timeline: Timeline,
+    /// Per URL, when there are several (empty with one).
+    per_url: Vec<UrlStats>,
 }
 
 impl Run {
@@ -134,12 +168,19 @@ impl Run {
         self.deliveries += 1;
         self.last_delivery = Some(now);
         let elapsed = now.duration_since(self.base).as_nanos() as u64;
-        self.latency.record(elapsed.saturating_sub(nanos));
-        self.timeline.record(elapsed.saturating_sub(nanos));
-        if seq == slot.state.next_expected {
+        let latency = elapsed.saturating_sub(nanos);
+        self.latency.record(latency);
+        self.timeline.record(latency);
+        let in_order = seq == slot.state.next_expected;
+        if in_order {
             self.in_order += 1;
         } else {
             self.out_of_order += 1;
+        }
+        if let Some(part) = self.per_url.get_mut(slot.state.url) {
+            part.deliveries += 1;
+            part.latency.record(latency);
+            part.in_order += u64::from(in_order);
         }
         slot.state.next_expected = slot.state.next_expected.max(seq + 1);
     }
@@ -168,6 +209,9 @@ struct BroadcastReport<'a> {
     latency: Latency,
     dropped: u64,
     dropped_by_cause: &'a Failures,
+    /// Only with several `--url`: each URL's members, deliveries and latency.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    per_url: Vec<UrlReport<'a>>,
 }
 
 /// `wsd load broadcast`.
@@ -188,8 +232,18 @@ pub fn run(args: &BroadcastArgs) -> Result<bool, String> {
     let mut run_id = [0u8; 4];
     random_bytes(&mut run_id).map_err(|e| e.to_string())?;
     let run_id: String = run_id.iter().map(|b| format!("{b:02x}")).collect();
-    let spec = connect_spec(&args.url, &args.common)?;
-    let mut fleet: Fleet<Member> = super::fleet(spec, &args.common)?;
+    let Some(first_url) = args.urls.first() else {
+        return Err("--url is required".into());
+    };
+    // One spec per URL; with several, the fleet's spec is swapped to the
+    // member's before each connection starts (a connection copies what it needs).
+    let specs = args
+        .urls
+        .iter()
+        .map(|url| connect_spec(url, &args.common))
+        .collect::<Result<Vec<_>, _>>()?;
+    let multi = specs.len() > 1;
+    let mut fleet: Fleet<Member> = super::fleet(specs[0].clone(), &args.common)?;
     let poll_err = |e: std::io::Error| format!("poll failed: {e}");
     let ramp_start = Instant::now();
     let mut run = Run {
@@ -204,6 +258,11 @@ pub fn run(args: &BroadcastArgs) -> Result<bool, String> {
         last_delivery: None,
         latency: Histogram::new(),
         timeline: args.common.timeline(ramp_start),
+        per_url: if multi {
+            specs.iter().map(|_| UrlStats::default()).collect()
+        } else {
+            Vec::new()
+        },
     };
 
     // Members join first, then the publisher.
@@ -213,8 +272,16 @@ pub fn run(args: &BroadcastArgs) -> Result<bool, String> {
     let mut progress = Progress::new(args.common.progress);
     loop {
         while attempted < args.members && fleet.pending < 256 {
+            let url = url_of(attempted, specs.len());
             attempted += 1;
-            if let Err(e) = fleet.start(Member::default()) {
+            if multi {
+                fleet.spec = specs[url].clone();
+            }
+            let member = Member {
+                url,
+                ..Member::default()
+            };
+            if let Err(e) = fleet.start(member) {
                 if is_exhaustion(&e) {
                     eprintln!("broadcast: {e}; no more connections will be attempted");
                     attempted = args.members;
@@ -222,10 +289,14 @@ pub fn run(args: &BroadcastArgs) -> Result<bool, String> {
             }
         }
         if attempted >= args.members && fleet.pending == 0 && publisher.is_none() {
+            if multi {
+                fleet.spec = specs[0].clone();
+            }
             publisher = fleet
                 .start(Member {
                     publisher: true,
                     next_expected: 0,
+                    url: 0,
                 })
                 .ok();
             if publisher.is_none() {
@@ -266,6 +337,16 @@ pub fn run(args: &BroadcastArgs) -> Result<bool, String> {
     }
     let publisher = publisher.unwrap_or_default();
     let members_open = fleet.open as u64 - 1;
+    if multi {
+        let per_url = &mut run.per_url;
+        fleet.for_each_open(|_, slot| {
+            if !slot.state.publisher {
+                if let Some(part) = per_url.get_mut(slot.state.url) {
+                    part.members += 1;
+                }
+            }
+        });
+    }
 
     // Settle: let join announcements pass.
     let settle_bound = Instant::now() + Duration::from_secs(10);
@@ -382,6 +463,34 @@ pub fn run(args: &BroadcastArgs) -> Result<bool, String> {
     let lost = expected.saturating_sub(run.in_order);
     let complete = run.delivered.iter().filter(|&&c| c >= want).count() as u64;
     let deliveries_per_sec = per_sec(run.deliveries, span);
+    let per_url: Vec<UrlReport> = args
+        .urls
+        .iter()
+        .zip(&run.per_url)
+        .map(|(url, part)| {
+            let expected = sent * part.members;
+            UrlReport {
+                url,
+                members: part.members,
+                deliveries: part.deliveries,
+                expected_deliveries: expected,
+                lost: expected.saturating_sub(part.in_order),
+                latency: part.latency.latency(),
+            }
+        })
+        .collect();
+    let mut per_url_text = String::new();
+    for (part, stats) in per_url.iter().zip(&run.per_url) {
+        per_url_text.push_str(&format!(
+            "\n  {}: {} members, {} deliveries ({} expected), lost {}, latency {}",
+            part.url,
+            fmt_count(part.members),
+            fmt_count(part.deliveries),
+            fmt_count(part.expected_deliveries),
+            fmt_count(part.lost),
+            stats.latency.summary(),
+        ));
+    }
     let report = BroadcastReport {
         mode: "broadcast",
         members: args.members,
@@ -403,12 +512,13 @@ pub fn run(args: &BroadcastArgs) -> Result<bool, String> {
         latency: run.latency.latency(),
         dropped: dropped.total(),
         dropped_by_cause: &dropped,
+        per_url,
     };
     let summary = format!(
         "broadcast {}: {} members, {} of {} messages sent in {:.2}s\n  \
          {} deliveries ({} expected), {} deliveries/s\n  delivery latency: {}\n  \
-         lost {}, out of order {}, other messages skipped {}, connection failures: {}, dropped: {}",
-        args.url,
+         lost {}, out of order {}, other messages skipped {}, connection failures: {}, dropped: {}{}",
+        args.urls.join(" + "),
         fmt_count(members_open),
         fmt_count(sent),
         fmt_count(args.messages),
@@ -422,9 +532,10 @@ pub fn run(args: &BroadcastArgs) -> Result<bool, String> {
         run.foreign,
         fleet.failures.summary(),
         dropped.summary(),
+        per_url_text,
     );
-    let parameters = args.common.parameters(serde_json::json!({
-        "url": args.url,
+    let mut parameters = serde_json::json!({
+        "url": first_url,
         "members": args.members,
         "messages": args.messages,
         "size": args.size,
@@ -432,7 +543,11 @@ pub fn run(args: &BroadcastArgs) -> Result<bool, String> {
         "rate": args.rate,
         "duration_secs": args.duration,
         "msg_timeout_secs": args.msg_timeout,
-    }));
+    });
+    if let (true, Some(map)) = (multi, parameters.as_object_mut()) {
+        map.insert("urls".into(), serde_json::json!(args.urls));
+    }
+    let parameters = args.common.parameters(parameters);
     finish(
         &args.common,
         "broadcast",
@@ -463,6 +578,38 @@ mod tests {
             decode(b"wsdb:ab12:", wrapped.as_bytes()),
             Some((42, 123456789))
         );
+    }
+
+    #[test]
+    fn members_spread_round_robin_over_the_urls() {
+        let spread: Vec<usize> = (0..7).map(|i| url_of(i, 3)).collect();
+        assert_eq!(spread, [0, 1, 2, 0, 1, 2, 0]);
+        assert!((0..5).all(|i| url_of(i, 1) == 0));
+        // 1,000 members over two URLs: 500 each.
+        let on_second = (0..1000).filter(|&i| url_of(i, 2) == 1).count();
+        assert_eq!(on_second, 500);
+    }
+
+    #[test]
+    fn url_may_be_given_more_than_once() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: BroadcastArgs,
+        }
+        let parse = |argv: &str| {
+            <Cli as clap::Parser>::try_parse_from(std::iter::once("t").chain(argv.split(' ')))
+                .map(|c| c.args.urls)
+        };
+        assert_eq!(
+            parse("--url ws://a/chat").ok(),
+            Some(vec!["ws://a/chat".into()])
+        );
+        assert_eq!(
+            parse("--url ws://a/chat -c 4 --url ws://b/chat").ok(),
+            Some(vec!["ws://a/chat".to_string(), "ws://b/chat".to_string()])
+        );
+        assert!(parse("-c 4").is_err());
     }
 
     #[test]
