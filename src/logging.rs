@@ -1,7 +1,9 @@
 //! Logging setup from the `[log]` config (terminal and/or file, one level), what
 //! a reload may change of it (the level, and the log file reopened for
-//! logrotate), and a limiter that keeps repeated peer errors from flooding the
-//! log.
+//! logrotate), the per-process prefix of a multi-worker daemon (`worker 2: `,
+//! `supervisor: `; none for a single process), and a limiter that keeps
+//! repeated peer errors from flooding the log. Each line reaches the file in
+//! one write, so processes appending to the same file never split a line.
 //!
 //! Owns logger initialisation. It must never be the place where what to log is
 //! decided; callers choose the level per the conventions in DESIGN.md.
@@ -11,7 +13,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use log::LevelFilter;
+use log::{LevelFilter, Log, Metadata, Record};
 use simplelog::{
     ColorChoice, CombinedLogger, ConfigBuilder, SharedLogger, TermLogger, TerminalMode, WriteLogger,
 };
@@ -30,24 +32,71 @@ pub fn level_filter(level: LogLevel) -> LevelFilter {
 }
 
 /// The log file, reopened in place on reload (the logger writes through it).
+/// What the logger writes is held until its line is complete, then written
+/// with one call: with `O_APPEND`, lines of several processes never mix.
 #[derive(Clone)]
 struct LogFile {
     file: Arc<Mutex<(PathBuf, File)>>,
+    line: Vec<u8>,
+}
+
+impl LogFile {
+    fn write_out(&mut self, upto: usize) -> io::Result<()> {
+        let result = match self.file.lock() {
+            Ok(mut guard) => guard.1.write_all(&self.line[..upto]),
+            Err(_) => Ok(()),
+        };
+        self.line.drain(..upto);
+        result
+    }
 }
 
 impl Write for LogFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self.file.lock() {
-            Ok(mut guard) => guard.1.write(buf),
-            Err(_) => Ok(buf.len()),
+        self.line.extend_from_slice(buf);
+        if let Some(end) = self.line.iter().rposition(|&b| b == b'\n') {
+            self.write_out(end + 1)?;
         }
+        Ok(buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
+        if !self.line.is_empty() {
+            self.write_out(self.line.len())?;
+        }
         match self.file.lock() {
             Ok(mut guard) => guard.1.flush(),
             Err(_) => Ok(()),
         }
+    }
+}
+
+/// Puts this process's name in front of every message (after the time and
+/// level), so the lines of a supervisor and its workers can be told apart.
+struct Prefixed {
+    prefix: String,
+    inner: Box<dyn Log>,
+}
+
+impl Log for Prefixed {
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        self.inner.enabled(metadata)
+    }
+
+    fn log(&self, record: &Record<'_>) {
+        self.inner.log(
+            &Record::builder()
+                .args(format_args!("{}{}", self.prefix, record.args()))
+                .metadata(record.metadata().clone())
+                .module_path(record.module_path())
+                .file(record.file())
+                .line(record.line())
+                .build(),
+        );
+    }
+
+    fn flush(&self) {
+        self.inner.flush();
     }
 }
 
@@ -83,10 +132,11 @@ pub fn reload(config: &LogConfig) -> Result<(), String> {
     }
 }
 
-/// Installs the global logger. Fails if the log file cannot be opened. The
-/// loggers let everything through; the level is the global maximum, which a
-/// reload can change.
-pub fn init(config: &LogConfig) -> Result<(), String> {
+/// Installs the global logger, every message preceded by `prefix` if given
+/// (`"worker 2: "`). Fails if the log file cannot be opened. The loggers let
+/// everything through; the level is the global maximum, which a reload can
+/// change.
+pub fn init(config: &LogConfig, prefix: Option<String>) -> Result<(), String> {
     let level = LevelFilter::Trace;
     log::set_max_level(level_filter(config.level));
     let format = ConfigBuilder::new()
@@ -106,11 +156,19 @@ pub fn init(config: &LogConfig) -> Result<(), String> {
     if let Some(path) = &config.file {
         let file = LogFile {
             file: Arc::new(Mutex::new((path.clone(), open_append(path)?))),
+            line: Vec::new(),
         };
         let _ = LOG_FILE.set(file.clone());
         loggers.push(WriteLogger::new(level, format, file));
     }
-    CombinedLogger::init(loggers).map_err(|e| format!("logger: {e}"))?;
+    match prefix {
+        None => CombinedLogger::init(loggers).map_err(|e| format!("logger: {e}"))?,
+        Some(prefix) => log::set_boxed_logger(Box::new(Prefixed {
+            prefix,
+            inner: CombinedLogger::new(loggers),
+        }))
+        .map_err(|e| format!("logger: {e}"))?,
+    }
     log::set_max_level(level_filter(config.level));
     Ok(())
 }

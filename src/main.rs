@@ -1,4 +1,5 @@
-//! The `wsd` command line: parses arguments and hands over to the daemon, the
+//! The `wsd` command line: parses arguments and hands over to the daemon (one
+//! process, the supervisor of `[server] workers`, or one of its workers), the
 //! interactive client, the load generator or the password hasher. It must never
 //! hold protocol logic.
 
@@ -9,6 +10,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use wsd::config::{Config, ConfigError, ListenAddr};
+use wsd::server::supervisor::{PortMap, Worker};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -68,24 +70,28 @@ fn main() -> ExitCode {
             }
         };
     }
-    let (mut config, source) = match load_config(cli.config.as_deref()) {
+    // A worker of a multi-worker daemon learns its part from the supervisor.
+    let mut worker = match Worker::from_env() {
+        Ok(worker) => worker,
+        Err(e) => {
+            eprintln!("wsd: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let overrides = Overrides {
+        listen: cli.listen,
+        listen_tls: cli.listen_tls,
+        ports: worker.as_ref().map(|w| w.ports.clone()),
+    };
+    let (config, source) = match load_config(cli.config.as_deref())
+        .and_then(|(mut c, s)| overrides.apply(&mut c).map(|()| (c, s)))
+    {
         Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("wsd: {e}");
             return ExitCode::FAILURE;
         }
     };
-    // Addresses on the command line replace every configured address (on
-    // reload too).
-    let (cli_listen, cli_listen_tls) = (cli.listen, cli.listen_tls);
-    if !cli_listen.is_empty() || !cli_listen_tls.is_empty() {
-        config.server.listen = cli_listen.iter().copied().map(ListenAddr::plain).collect();
-        config.server.listen_tls = cli_listen_tls
-            .iter()
-            .copied()
-            .map(ListenAddr::plain)
-            .collect();
-    }
     let config_file = cli.config.clone().or_else(|| {
         Path::new("config.toml")
             .exists()
@@ -98,29 +104,75 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Err(e) = wsd::logging::init(&config.log) {
+    let supervising = worker.is_none() && config.server.workers.resolve() > 1;
+    let prefix = match &worker {
+        Some(w) => Some(format!("worker {}: ", w.index)),
+        None if supervising => Some("supervisor: ".to_owned()),
+        None => None,
+    };
+    if let Err(e) = wsd::logging::init(&config.log, prefix) {
         eprintln!("wsd: {e}");
         return ExitCode::FAILURE;
     }
     log::info!("{source}");
     let reload_source = config_file.map(|file| {
-        let (listen, listen_tls) = (cli_listen.clone(), cli_listen_tls.clone());
+        let overrides = overrides.clone();
         Box::new(move || {
             let mut config = Config::load(&file).map_err(|e| e.to_string())?;
-            if !listen.is_empty() || !listen_tls.is_empty() {
-                config.server.listen = listen.iter().copied().map(ListenAddr::plain).collect();
-                config.server.listen_tls =
-                    listen_tls.iter().copied().map(ListenAddr::plain).collect();
-            }
+            overrides.apply(&mut config)?;
             let tls = tls_setup(&config, Some(&file))?;
             Ok((config, tls))
         }) as wsd::server::ConfigSource
     });
-    match wsd::server::serve(&config, tls, reload_source) {
+    if supervising {
+        // Checked once here rather than once per worker.
+        if let Err(e) = wsd::app::App::new(&config) {
+            log::error!("{e}");
+            return ExitCode::FAILURE;
+        }
+        return match wsd::server::supervisor::supervise(&config, reload_source) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                log::error!("{e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let started = || {
+        if let Some(worker) = worker.as_mut() {
+            worker.started();
+        }
+    };
+    match wsd::server::serve(&config, tls, reload_source, started) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             log::error!("{e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// What the command line and the supervisor change in every config read, at
+/// start and on each reload.
+#[derive(Debug, Clone)]
+struct Overrides {
+    /// `--listen` / `--listen-tls`: replace every configured address.
+    listen: Vec<SocketAddr>,
+    listen_tls: Vec<SocketAddr>,
+    /// In a worker: the ports the supervisor chose for port 0.
+    ports: Option<PortMap>,
+}
+
+impl Overrides {
+    fn apply(&self, config: &mut Config) -> Result<(), String> {
+        if !self.listen.is_empty() || !self.listen_tls.is_empty() {
+            let plain = |a: &SocketAddr| ListenAddr::plain(*a);
+            config.server.listen = self.listen.iter().map(plain).collect();
+            config.server.listen_tls = self.listen_tls.iter().map(plain).collect();
+        }
+        match &self.ports {
+            Some(ports) => ports.apply(config),
+            None => Ok(()),
         }
     }
 }

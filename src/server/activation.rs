@@ -19,6 +19,16 @@ use crate::server::listener::{Listener, ListenerKind};
 /// The first descriptor systemd passes.
 const FIRST_FD: RawFd = 3;
 
+/// Whether systemd handed sockets to this process (`LISTEN_PID` is ours and
+/// `LISTEN_FDS` is set); reads the variables without taking anything.
+pub fn offered() -> bool {
+    let ours = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|pid| pid.trim().parse::<u32>().ok())
+        == Some(std::process::id());
+    ours && std::env::var_os("LISTEN_FDS").is_some()
+}
+
 /// The listeners systemd handed over, if it did; an error names the
 /// descriptor that cannot be used.
 pub fn inherited_listeners() -> Result<Vec<Listener>, String> {

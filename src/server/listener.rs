@@ -1,8 +1,11 @@
-//! Listening sockets: SO_REUSEADDR, IPv6-only for IPv6 addresses, a configured
-//! backlog, non-blocking, handed to mio; plain, or with the TLS configuration
-//! its connections are accepted with.
+//! Listening sockets: SO_REUSEADDR (and SO_REUSEPORT in a worker of a
+//! multi-worker daemon), IPv6-only for IPv6 addresses, a configured backlog,
+//! non-blocking, handed to mio; plain, or with the TLS configuration its
+//! connections are accepted with.
 //!
-//! Owns socket setup only. It must never accept connections: the reactor does.
+//! Owns socket setup only. It must never accept connections (the reactor
+//! does), nor set SO_REUSEPORT unless asked: a second daemon started by
+//! mistake on the same port must still fail to bind.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,10 +15,15 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::config::ProxyProtocol;
 
-/// Binds and listens on `addr` with `backlog`.
-pub fn bind(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+/// Binds and listens on `addr` with `backlog`. `reuse_port` (only in a worker
+/// of `[server] workers` > 1) lets the other workers listen on the same
+/// address, the kernel spreading connections between them.
+pub fn bind(addr: SocketAddr, backlog: u32, reuse_port: bool) -> std::io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;
     }

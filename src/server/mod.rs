@@ -26,6 +26,7 @@ pub mod session;
 pub mod settings;
 pub mod stats;
 pub mod status_probe;
+pub mod supervisor;
 pub mod timers;
 pub mod tls;
 pub mod token;
@@ -57,12 +58,14 @@ pub fn connection_limit(configured: usize, ceiling: usize) -> usize {
 
 /// Runs the daemon until shutdown, with `tls` (built by [`certs::server_config`])
 /// for the `listen_tls` addresses; `source` re-reads the config on SIGHUP
-/// (`None`: built-in defaults, nothing to reload). Errors are start-up
-/// failures, worded for an operator.
+/// (`None`: built-in defaults, nothing to reload); `on_started` runs once the
+/// start line is logged (a worker tells its supervisor it is up). Errors are
+/// start-up failures, worded for an operator.
 pub fn serve(
     config: &Config,
     tls: Option<Arc<rustls::ServerConfig>>,
     source: Option<ConfigSource>,
+    on_started: impl FnOnce(),
 ) -> Result<Stats, String> {
     let limit = fdlimit::raise_to_hard_limit().map_err(|e| format!("getrlimit: {e}"))?;
     let ceiling = limit.connection_ceiling();
@@ -119,6 +122,7 @@ pub fn serve(
         config.limits.max_send_buffer_bytes,
         config.timeouts.ping_interval
     );
+    on_started();
     let stats = reactor
         .run()
         .map_err(|e| format!("event loop failed: {e}"))?;

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use crate::config::{Config, ListenAddr, ProxyProtocol};
 use crate::server::listener::{self, Listener, ListenerKind};
+use crate::server::supervisor;
 
 /// The listeners `config` asks for, in start-up order: plain, TLS, metrics,
 /// each with whether its connections start with a PROXY header.
@@ -58,7 +59,7 @@ pub fn rebind(
         if kind == ListenerKind::Tls && tls.is_none() {
             return Err((old, format!("{addr}: listen_tls needs [tls] certificates")));
         }
-        match listener::bind(addr, config.server.backlog) {
+        match listener::bind(addr, config.server.backlog, supervisor::in_worker()) {
             Ok(socket) => fresh.push((addr, kind, socket)),
             Err(e) => return Err((old, format!("cannot listen on {addr}: {e}"))),
         }
