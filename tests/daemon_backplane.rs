@@ -339,3 +339,94 @@ fn the_publish_api_reaches_members_on_both_daemons() {
     assert_eq!(next_chat(&mut a), "deploy done");
     assert_eq!(next_chat(&mut b), "deploy done");
 }
+
+#[test]
+fn two_workers_share_rooms_through_the_backplane() {
+    let redis = Redis::start(free_port());
+    let config = format!(
+        "[server]\nworkers = 2\n{}",
+        config(redis.port).replace("[metrics]\nlisten = \"127.0.0.1:0\"\n", "")
+    );
+    let wsd = Wsd::start(&config);
+    // Each worker connects to Redis.
+    for _ in 0..2 {
+        assert!(wsd.wait_for_log("backplane: connected", WAIT).is_some());
+    }
+    // Members join until both workers hold some: each worker numbers its own
+    // connections from 1, so a repeated welcome id means a second worker.
+    let mut members = Vec::new();
+    let mut ids = Vec::new();
+    while members.len() < 40 {
+        let mut ws = join(&wsd, "lobby");
+        let welcome = next_text(&mut ws);
+        let id: u64 = welcome
+            .split("\"id\":")
+            .nth(1)
+            .and_then(|r| r.split(',').next())
+            .and_then(|n| n.parse().ok())
+            .expect("welcome id");
+        ids.push(id);
+        members.push(ws);
+        let mut sorted = ids.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        if members.len() >= 8 && sorted.len() < ids.len() {
+            break;
+        }
+    }
+    let mut distinct = ids.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert!(
+        distinct.len() < ids.len(),
+        "both workers hold members: ids {ids:?}"
+    );
+    // Wait until both workers are subscribed: a probe from the first member
+    // reaches every member.
+    let (first, rest) = members.split_first_mut().expect("members");
+    let deadline = Instant::now() + WAIT;
+    'probe: for i in 0.. {
+        assert!(
+            Instant::now() < deadline,
+            "rooms never joined across workers"
+        );
+        let probe = format!("probe {i}");
+        first.send(Message::text(probe.clone())).unwrap();
+        for ws in rest.iter_mut() {
+            ws.get_mut()
+                .set_read_timeout(Some(Duration::from_millis(300)))
+                .unwrap();
+            let got = loop {
+                match ws.read() {
+                    Ok(Message::Text(t)) if t.as_str() == probe => break true,
+                    Ok(_) => {}
+                    Err(_) => break false,
+                }
+            };
+            ws.get_mut().set_read_timeout(Some(WAIT)).unwrap();
+            if !got {
+                continue 'probe;
+            }
+        }
+        break;
+    }
+    for ws in members.iter_mut() {
+        ws.get_mut()
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        while ws.read().is_ok() {}
+        ws.get_mut().set_read_timeout(Some(WAIT)).unwrap();
+    }
+    // Every member's message reaches every member once, in order.
+    let n = members.len();
+    for (i, ws) in members.iter_mut().enumerate() {
+        ws.send(Message::text(format!("m{i}"))).unwrap();
+    }
+    for ws in members.iter_mut() {
+        let mut got: Vec<String> = (0..n).map(|_| next_chat(ws)).collect();
+        got.sort();
+        let mut want: Vec<String> = (0..n).map(|i| format!("m{i}")).collect();
+        want.sort();
+        assert_eq!(got, want);
+    }
+}
