@@ -44,11 +44,18 @@ fn start_activated(
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    // SAFETY: between fork and exec only dup2 runs (async-signal-safe); it
-    // puts the listener at descriptor 3 without close-on-exec.
+    // SAFETY: between fork and exec only dup2 or fcntl runs (both
+    // async-signal-safe); the listener ends up at descriptor 3 without
+    // close-on-exec.
     unsafe {
         command.pre_exec(move || {
-            if libc::dup2(fd, 3) < 0 {
+            // dup2 onto itself keeps close-on-exec: clear the flag instead.
+            let moved = if fd == 3 {
+                libc::fcntl(3, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(fd, 3)
+            };
+            if moved < 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
