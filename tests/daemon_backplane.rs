@@ -428,3 +428,39 @@ fn two_workers_share_rooms_through_the_backplane() {
         assert_eq!(got, want);
     }
 }
+
+#[test]
+fn a_redis_that_stops_answering_is_noticed_and_rejoined() {
+    let mut redis = Redis::start(free_port());
+    let one = Wsd::start(&config(redis.port));
+    let metrics = metrics_addr(&one);
+    assert!(one.wait_for_log("backplane: connected", WAIT).is_some());
+    let mut a = join(&one, "r");
+    let _ = next_text(&mut a);
+    // SIGSTOP: the sockets stay open and the kernel still accepts, but
+    // nothing answers.
+    let pid = redis.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-STOP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    a.send(Message::text("into the void")).unwrap();
+    assert_eq!(next_chat(&mut a), "into the void", "local delivery goes on");
+    let lost = one
+        .wait_for_log("backplane: lost redis", Duration::from_secs(15))
+        .expect("a silent Redis is noticed");
+    assert!(lost.contains("no reply"), "{lost}");
+    assert_eq!(get(metrics, "/readyz").0, 503);
+    assert!(Command::new("kill")
+        .args(["-CONT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let back = one
+        .wait_for_log("back after", Duration::from_secs(20))
+        .expect("back once Redis answers");
+    assert!(back.contains("1 rooms resubscribed"), "{back}");
+    assert_eq!(get(metrics, "/readyz").0, 200);
+    redis.kill();
+}

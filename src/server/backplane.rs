@@ -35,6 +35,12 @@ const MAX_QUEUED: usize = 8 * 1024 * 1024;
 /// Reconnect delays: from this, doubling, up to `MAX_BACKOFF`, each with ±50% jitter.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Redis must answer what the publisher link sent within this; past it the
+/// links are dropped and reconnected (a Redis that accepts but never answers,
+/// e.g. stopped or swapping, is as good as gone).
+const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+/// An idle publisher link sends PING this often, so a silent Redis is noticed.
+const PING_EVERY: Duration = Duration::from_secs(10);
 /// Hex digits of a node id, at the front of every payload.
 const NODE_LEN: usize = 16;
 
@@ -95,6 +101,11 @@ pub struct Backplane {
     attempt: u32,
     retry_at: Option<Instant>,
     rng: u64,
+    /// Replies the publisher link is owed, and since when Redis has been
+    /// quiet while it is owed any; when the last PING went out.
+    awaiting: u64,
+    quiet_since: Instant,
+    last_ping: Instant,
     /// Messages from other nodes: channel (without prefix), node, payload.
     inbox: Vec<(String, String, Vec<u8>)>,
     pub stats: BackplaneStats,
@@ -118,6 +129,9 @@ impl Backplane {
             attempt: 0,
             retry_at: None,
             rng,
+            awaiting: 0,
+            quiet_since: Instant::now(),
+            last_ping: Instant::now(),
             inbox: Vec::new(),
             stats: BackplaneStats::default(),
         };
@@ -125,9 +139,20 @@ impl Backplane {
         backplane
     }
 
-    /// Whether the loop must wake up for a reconnect.
-    pub fn waiting_to_retry(&self) -> bool {
-        self.retry_at.is_some()
+    /// When the loop must next wake up for the backplane: a reconnect, a
+    /// keep-alive PING, or the end of the wait for a reply.
+    pub fn next_due(&self) -> Option<Instant> {
+        if let Some(at) = self.retry_at {
+            return Some(at);
+        }
+        if !self.links.iter().all(|l| l.connected) {
+            return None;
+        }
+        let ping = self.last_ping + PING_EVERY;
+        Some(match self.awaiting {
+            0 => ping,
+            _ => ping.min(self.quiet_since + REPLY_TIMEOUT),
+        })
     }
 
     pub fn is_up(&self) -> bool {
@@ -179,7 +204,17 @@ impl Backplane {
         body.extend_from_slice(self.node.as_bytes());
         body.extend_from_slice(payload);
         self.command(PUBLISHER, &[b"PUBLISH", full.as_bytes(), &body]);
+        self.owe_reply();
         self.stats.published += 1;
+    }
+
+    /// One more reply is owed on the publisher link; the clock starts if
+    /// none was.
+    fn owe_reply(&mut self) {
+        if self.awaiting == 0 {
+            self.quiet_since = Instant::now();
+        }
+        self.awaiting += 1;
     }
 
     /// Appends one command to a link's queue.
@@ -227,11 +262,29 @@ impl Backplane {
         }
     }
 
-    /// Reconnects when the backoff has passed.
+    /// Reconnects when the backoff has passed; while up, pings an idle
+    /// Redis and gives up on one that owes replies for `REPLY_TIMEOUT`.
     pub fn tick(&mut self, now: Instant) {
         if self.retry_at.is_some_and(|at| now >= at) {
             self.retry_at = None;
             self.connect();
+            return;
+        }
+        let connected = self.links.iter().all(|l| l.connected);
+        if !connected {
+            return;
+        }
+        if self.awaiting > 0 && now.saturating_duration_since(self.quiet_since) >= REPLY_TIMEOUT {
+            let e = io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("no reply for {} s", REPLY_TIMEOUT.as_secs()),
+            );
+            return self.lost(&e);
+        }
+        if self.stats.up && now.saturating_duration_since(self.last_ping) >= PING_EVERY {
+            self.last_ping = now;
+            self.command(PUBLISHER, &[b"PING"]);
+            self.owe_reply();
         }
     }
 
@@ -295,43 +348,55 @@ impl Backplane {
     }
 
     /// A link just connected: authenticates it. Once both are connected the
-    /// backplane is up and the subscriber subscribes to every current channel.
+    /// publisher link PINGs; the backplane is up when Redis has answered.
     fn link_ready(&mut self, which: usize, now: Instant) {
         if let Some(password) = self.config.password.clone() {
             self.command(which, &[b"AUTH", password.as_bytes()]);
+            if which == PUBLISHER {
+                self.owe_reply();
+            }
         }
         if self.links.iter().all(|l| l.connected) {
-            // Up: every room with members here is (re)subscribed, whichever
-            // link connected last (rooms may have come while connecting).
-            if !self.channels.is_empty() {
-                let prefix = self.config.channel_prefix.clone();
-                let names: Vec<String> = self
-                    .channels
-                    .keys()
-                    .map(|c| format!("{prefix}{c}"))
-                    .collect();
-                let mut words: Vec<&[u8]> = vec![b"SUBSCRIBE"];
-                words.extend(names.iter().map(|n| n.as_bytes()));
-                self.command(SUBSCRIBER, &words);
-            }
-            self.stats.up = true;
-            self.attempt = 0;
-            match self.down_since.take() {
-                Some(since) if self.stats.outages > 0 => info!(
-                    "backplane: redis {} back after {:.1} s, {} rooms resubscribed; \
-                     {} messages published meanwhile were not relayed (pub/sub is at-most-once)",
-                    self.config.redis.text,
-                    now.saturating_duration_since(since).as_secs_f64(),
-                    self.channels.len(),
-                    self.lost_while_down
-                ),
-                _ => info!(
-                    "backplane: connected to redis {} as node {}",
-                    self.config.redis.text, self.node
-                ),
-            }
-            self.lost_while_down = 0;
+            // A stopped Redis still completes TCP handshakes (the kernel
+            // does): only an answer proves it is there.
+            self.command(PUBLISHER, &[b"PING"]);
+            self.owe_reply();
+            self.last_ping = now;
         }
+    }
+
+    /// Redis answered on both links' behalf: every room with members here is
+    /// (re)subscribed (rooms may have come while connecting), and what was
+    /// lost meanwhile is logged.
+    fn became_up(&mut self, now: Instant) {
+        if !self.channels.is_empty() {
+            let prefix = self.config.channel_prefix.clone();
+            let names: Vec<String> = self
+                .channels
+                .keys()
+                .map(|c| format!("{prefix}{c}"))
+                .collect();
+            let mut words: Vec<&[u8]> = vec![b"SUBSCRIBE"];
+            words.extend(names.iter().map(|n| n.as_bytes()));
+            self.command(SUBSCRIBER, &words);
+        }
+        self.stats.up = true;
+        self.attempt = 0;
+        match self.down_since.take() {
+            Some(since) if self.stats.outages > 0 => info!(
+                "backplane: redis {} back after {:.1} s, {} rooms resubscribed; \
+                 {} messages published meanwhile were not relayed (pub/sub is at-most-once)",
+                self.config.redis.text,
+                now.saturating_duration_since(since).as_secs_f64(),
+                self.channels.len(),
+                self.lost_while_down
+            ),
+            _ => info!(
+                "backplane: connected to redis {} as node {}",
+                self.config.redis.text, self.node
+            ),
+        }
+        self.lost_while_down = 0;
     }
 
     fn read(&mut self, which: usize) -> io::Result<()> {
@@ -379,6 +444,15 @@ impl Backplane {
     }
 
     fn reply(&mut self, which: usize, frame: OwnedFrame) -> io::Result<()> {
+        if which == PUBLISHER && self.awaiting > 0 {
+            self.awaiting -= 1;
+            let now = Instant::now();
+            self.quiet_since = now;
+            let answered = !matches!(frame, OwnedFrame::Error(_));
+            if answered && self.awaiting == 0 && !self.stats.up {
+                self.became_up(now);
+            }
+        }
         match frame {
             OwnedFrame::Error(e) => Err(io::Error::other(format!("redis said: {e}"))),
             OwnedFrame::Array(parts) if which == SUBSCRIBER => {
@@ -458,6 +532,7 @@ impl Backplane {
             }
             *link = Link::default();
         }
+        self.awaiting = 0;
         let now = Instant::now();
         if self.stats.up {
             self.stats.up = false;

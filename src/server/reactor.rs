@@ -213,24 +213,20 @@ impl Reactor {
             None if self.accept_paused_until != 0
                 || self.shutdown_deadline.is_some()
                 || self.drain_until.is_some()
-                || self.shared.bridges.has_timers()
-                || self
-                    .shared
-                    .backplane
-                    .as_ref()
-                    .is_some_and(Backplane::waiting_to_retry) =>
+                || self.shared.bridges.has_timers() =>
             {
                 Some(TICK)
             }
             None => None,
         };
-        match &self.status {
-            Some(probe) => {
-                let until_status = probe.next_due().saturating_duration_since(now);
-                Some(timeout.map_or(until_status, |t| t.min(until_status)))
-            }
-            None => timeout,
-        }
+        let due = [
+            self.status.as_ref().map(StatusProbe::next_due),
+            self.shared.backplane.as_ref().and_then(Backplane::next_due),
+        ];
+        due.into_iter().flatten().fold(timeout, |timeout, at| {
+            let until = at.saturating_duration_since(now);
+            Some(timeout.map_or(until, |t| t.min(until)))
+        })
     }
 
     /// Records the turn's duration where someone reads it: `/metrics` (when
