@@ -10,7 +10,6 @@
 //! read a pipe itself: it asks for a backend through [`Effects::attach`] and
 //! the server's bridge table runs it.
 
-use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
@@ -19,7 +18,6 @@ use serde::Serialize;
 use crate::app::handler::{
     BackendEnd, BackendSpec, Effects, Opening, Peer, RouteHandler, Slot, Stream,
 };
-use crate::app::status::Census;
 use crate::app::Rejection;
 use crate::config::{BridgeMode, InvalidUtf8, LongLines, ProcessConfig, RouteKind, StderrTo};
 use crate::core::{CloseCode, Headers, Message, MessageKind};
@@ -299,17 +297,15 @@ impl RouteHandler for ProcessRoute {
             *self.config.borrow_mut() = config.clone();
         }
     }
-
-    fn census(&self) -> Census {
-        Census::default()
-    }
 }
 
 impl ProcessRoute {
     /// `long_lines = "close"`: a line over `max_line` closes with 1009.
     fn line_too_long(&self, max_line: usize, len: usize, fx: &mut Effects) -> usize {
-        let reason: Cow<'static, str> = format!("program output line over {max_line} bytes").into();
-        fx.close(CloseCode::TOO_BIG, reason);
+        fx.close(
+            CloseCode::TOO_BIG,
+            format!("program output line over {max_line} bytes"),
+        );
         len
     }
 }

@@ -75,13 +75,14 @@ impl RouteHandler for TcpRoute {
         at_end: bool,
         fx: &mut Effects,
     ) -> usize {
-        let take = match self.config.borrow().mode {
+        let mode = self.config.borrow().mode;
+        let take = match mode {
             BridgeMode::Binary => data.len(),
             BridgeMode::Text if at_end => data.len(),
             BridgeMode::Text => data.len() - incomplete_tail(data),
         };
         if take > 0 {
-            fx.reply(match self.config.borrow().mode {
+            fx.reply(match mode {
                 BridgeMode::Binary => Message {
                     kind: MessageKind::Binary,
                     data: data[..take].to_vec(),

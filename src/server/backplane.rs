@@ -155,10 +155,6 @@ impl Backplane {
         })
     }
 
-    pub fn is_up(&self) -> bool {
-        self.stats.up
-    }
-
     /// Carries out one handler's request.
     pub fn relay(&mut self, relay: Relay, handler: &Rc<dyn RouteHandler>) {
         match relay {
