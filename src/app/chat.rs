@@ -15,7 +15,7 @@ use crate::app::rooms::Rooms;
 use crate::app::status::Census;
 use crate::app::{query_param, Rejection};
 use crate::config::{ChatConfig, RouteKind};
-use crate::core::{Message, MessageKind};
+use crate::core::{Message, MessageKind, MessageRef};
 
 /// The longest room name accepted from a query parameter.
 pub const MAX_ROOM_NAME: usize = 128;
@@ -75,14 +75,14 @@ const RELAY_LEAVE: u8 = b'l';
 const RELAY_COUNT: u8 = b'c';
 
 /// A message as relayed: its kind, then its bytes.
-fn relayed_message(message: &Message) -> Vec<u8> {
+fn relayed_message(message: MessageRef<'_>) -> Vec<u8> {
     let what = match message.kind {
         MessageKind::Text => RELAY_TEXT,
         MessageKind::Binary => RELAY_BINARY,
     };
     let mut payload = Vec::with_capacity(message.data.len() + 1);
     payload.push(what);
-    payload.extend_from_slice(&message.data);
+    payload.extend_from_slice(message.data);
     payload
 }
 
@@ -167,12 +167,13 @@ impl RouteHandler for Chat {
         Ok(room)
     }
 
-    fn message(&self, _: Peer, room: Slot, message: Message, fx: &mut Effects) {
+    fn message(&self, _: Peer, room: Slot, message: MessageRef<'_>, fx: &mut Effects) {
         if self.relaying {
             let channel = self.channel(self.rooms.borrow().name(room));
-            fx.relay(Relay::Publish(channel, relayed_message(&message)));
+            fx.relay(Relay::Publish(channel, relayed_message(message)));
         }
-        fx.publish(message, room, self.config.borrow().echo_to_sender);
+        let echo_to_sender = self.config.borrow().echo_to_sender;
+        fx.publish(message.to_message(), room, echo_to_sender);
     }
 
     fn closed(&self, peer: Peer, room: Slot, fx: &mut Effects) {
@@ -262,7 +263,7 @@ impl RouteHandler for Chat {
         if self.relaying {
             fx.relay(Relay::Publish(
                 self.channel(room),
-                relayed_message(&message),
+                relayed_message(message.borrowed()),
             ));
         }
         let rooms = self.rooms.borrow();
@@ -390,7 +391,7 @@ mod tests {
                 kind: MessageKind::Text,
                 data: b"hi".to_vec(),
             };
-            chat.message(Peer { key: 2, id: 2 }, room, message, &mut fx);
+            chat.message(Peer { key: 2, id: 2 }, room, message.borrowed(), &mut fx);
             let mut own = 0;
             fx.deliver_to_sender(|_| own += 1);
             assert_eq!(own, usize::from(echo_to_sender));

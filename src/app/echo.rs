@@ -1,11 +1,12 @@
 //! The echo route: every text or binary message comes back unchanged.
 //!
-//! Owns nothing but that rule. It must never copy a payload: the message's buffer
-//! is handed back whole and the core frames it without copying large payloads.
+//! Owns nothing but that rule. It must never copy a payload: it asks for the
+//! message to be echoed, and the server encodes it straight from where it was
+//! received.
 
 use crate::app::handler::{Effects, Opening, Peer, RouteHandler, Slot};
 use crate::app::Rejection;
-use crate::core::Message;
+use crate::core::MessageRef;
 
 #[derive(Debug, Default)]
 pub struct Echo;
@@ -15,8 +16,8 @@ impl RouteHandler for Echo {
         Ok(0)
     }
 
-    fn message(&self, _: Peer, _: Slot, message: Message, fx: &mut Effects) {
-        fx.reply(message);
+    fn message(&self, _: Peer, _: Slot, _: MessageRef<'_>, fx: &mut Effects) {
+        fx.echo();
     }
 
     fn closed(&self, _: Peer, _: Slot, _: &mut Effects) {}

@@ -20,7 +20,7 @@ use std::time::Duration;
 use crate::app::status::{Census, ServerStatus};
 use crate::app::Rejection;
 use crate::config::RouteKind;
-use crate::core::{CloseCode, Message, Request};
+use crate::core::{CloseCode, Message, MessageRef, Request};
 
 /// A connection's key in the reactor's table: how handlers address recipients.
 pub type ConnKey = usize;
@@ -140,8 +140,10 @@ pub trait RouteHandler: fmt::Debug {
     /// rejection instead (e.g. 400 for a bad room name, 503 for a full room).
     fn open(&self, opening: &Opening<'_>, fx: &mut Effects) -> Result<Slot, Rejection>;
 
-    /// A complete text or binary message arrived.
-    fn message(&self, peer: Peer, slot: Slot, message: Message, fx: &mut Effects);
+    /// A complete text or binary message arrived. It is lent from where it was
+    /// received (usually the loop's receive buffer, unmasked in place): copy
+    /// what must outlive the call, or send it back with [`Effects::echo`].
+    fn message(&self, peer: Peer, slot: Slot, message: MessageRef<'_>, fx: &mut Effects);
 
     /// The WebSocket ended (closed, failed or dropped); called exactly once per
     /// opened connection. Effects may address only other connections.
@@ -241,6 +243,8 @@ pub struct Effects {
     /// The connection whose event is being handled (if any) and its handler.
     origin: Option<(Option<ConnKey>, Rc<dyn RouteHandler>)>,
     replies: Vec<Message>,
+    /// [`Effects::echo`] was asked for, after this many of `replies`.
+    echo_at: Option<usize>,
     publications: Vec<Publication>,
     close: Option<(CloseCode, Cow<'static, str>)>,
     /// A backend to start for the connection being opened.
@@ -267,6 +271,13 @@ impl Effects {
     /// Sends `message` to the connection the event came from.
     pub fn reply(&mut self, message: Message) {
         self.replies.push(message);
+    }
+
+    /// Sends the message being handled (in `message`) back to its sender
+    /// unchanged, in its place among the replies. It is encoded straight from
+    /// where it was received: no copy is made for the handler. Once per message.
+    pub fn echo(&mut self) {
+        self.echo_at = Some(self.replies.len());
     }
 
     /// Sends `message` to every open subscriber of `topic` except the sender,
@@ -342,6 +353,12 @@ impl Effects {
         self.replies.drain(..)
     }
 
+    /// Where the echo of the message being handled goes among the replies, if
+    /// one was asked for.
+    pub fn take_echo(&mut self) -> Option<usize> {
+        self.echo_at.take()
+    }
+
     /// The close asked for, if any.
     pub fn take_close(&mut self) -> Option<(CloseCode, Cow<'static, str>)> {
         self.close.take()
@@ -351,6 +368,7 @@ impl Effects {
     /// `closed`, or by an `open` that refused); publications stay.
     pub fn discard_own(&mut self) {
         self.replies.clear();
+        self.echo_at = None;
         self.close = None;
         self.attach = None;
         self.to_backend.clear();
@@ -407,7 +425,7 @@ mod tests {
         fn open(&self, _: &Opening<'_>, _: &mut Effects) -> Result<Slot, Rejection> {
             Ok(0)
         }
-        fn message(&self, _: Peer, _: Slot, _: Message, _: &mut Effects) {}
+        fn message(&self, _: Peer, _: Slot, _: MessageRef<'_>, _: &mut Effects) {}
         fn closed(&self, _: Peer, _: Slot, _: &mut Effects) {}
         fn subscribers(&self, topic: Topic, deliver: &mut dyn FnMut(&[ConnKey])) {
             let keys: Vec<ConnKey> = (1..=topic as usize).collect();

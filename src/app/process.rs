@@ -20,7 +20,7 @@ use crate::app::handler::{
 };
 use crate::app::Rejection;
 use crate::config::{BridgeMode, InvalidUtf8, LongLines, ProcessConfig, RouteKind, StderrTo};
-use crate::core::{CloseCode, Headers, Message, MessageKind};
+use crate::core::{CloseCode, Headers, Message, MessageKind, MessageRef};
 
 #[derive(Debug)]
 pub struct ProcessRoute {
@@ -204,8 +204,8 @@ impl RouteHandler for ProcessRoute {
         Ok(0)
     }
 
-    fn message(&self, _: Peer, _: Slot, message: Message, fx: &mut Effects) {
-        fx.to_backend(&message.data);
+    fn message(&self, _: Peer, _: Slot, message: MessageRef<'_>, fx: &mut Effects) {
+        fx.to_backend(message.data);
         if self.config.borrow().mode == BridgeMode::Text {
             fx.to_backend(b"\n");
         }
@@ -401,11 +401,11 @@ mod tests {
         let (sent, _) = feed(&h, &[b"a\nb", b"c"]);
         assert_eq!(sent, ["a\nb", "c"]);
         let mut fx = Effects::default();
-        h.message(PEER, 0, text(b"x".to_vec()), &mut fx);
+        h.message(PEER, 0, text(b"x".to_vec()).borrowed(), &mut fx);
         assert_eq!(fx.backend_bytes().as_slice(), b"x");
         let t = route(BridgeMode::Text, 100, LongLines::Split);
         let mut fx = Effects::default();
-        t.message(PEER, 0, text(b"x".to_vec()), &mut fx);
+        t.message(PEER, 0, text(b"x".to_vec()).borrowed(), &mut fx);
         assert_eq!(fx.backend_bytes().as_slice(), b"x\n");
     }
 

@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::app::handler::{ConnKey, Effects, Opening, Peer, RouteHandler, Slot, Topic};
 use crate::app::Rejection;
-use crate::core::{Message, MessageKind};
+use crate::core::{Message, MessageKind, MessageRef};
 
 /// One status snapshot, as JSON text with `"type":"status"` first.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -141,7 +141,7 @@ impl RouteHandler for Status {
         Ok(0)
     }
 
-    fn message(&self, _: Peer, _: Slot, _: Message, _: &mut Effects) {}
+    fn message(&self, _: Peer, _: Slot, _: MessageRef<'_>, _: &mut Effects) {}
 
     fn closed(&self, peer: Peer, _: Slot, _: &mut Effects) {
         let mut watchers = self.watchers.borrow_mut();

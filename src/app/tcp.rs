@@ -15,7 +15,7 @@ use crate::app::handler::{
 };
 use crate::app::Rejection;
 use crate::config::{BridgeMode, RouteKind, TcpConfig};
-use crate::core::{CloseCode, Message, MessageKind};
+use crate::core::{CloseCode, Message, MessageKind, MessageRef};
 
 #[derive(Debug)]
 pub struct TcpRoute {
@@ -60,8 +60,8 @@ impl RouteHandler for TcpRoute {
         Ok(0)
     }
 
-    fn message(&self, _: Peer, _: Slot, message: Message, fx: &mut Effects) {
-        fx.to_backend(&message.data);
+    fn message(&self, _: Peer, _: Slot, message: MessageRef<'_>, fx: &mut Effects) {
+        fx.to_backend(message.data);
     }
 
     fn closed(&self, _: Peer, _: Slot, _: &mut Effects) {}

@@ -62,5 +62,5 @@ pub use error::{HandshakeError, ProtocolError};
 pub use frame::{encode_frame, FrameHeader, OpCode};
 pub use handshake::{accept_key, write_accept_response, Upgrade};
 pub use http::{parse_request, Headers, Request, RequestLimits};
-pub use message::{Message, MessageKind};
+pub use message::{Message, MessageKind, MessageRef};
 pub use websocket::{Event, Limits, NotOpen, Role, State, WebSocket};

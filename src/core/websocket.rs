@@ -298,6 +298,56 @@ impl WebSocket {
         Ok(pos)
     }
 
+    /// Reads one whole message where it lies, if the front of `input` is one:
+    /// a single unfragmented, uncompressed text or binary frame, entirely in
+    /// `input`, within the limits, while nothing else is under way. Its payload
+    /// is unmasked in place and returned borrowed with how many bytes of `input`
+    /// the frame took; no event is queued and nothing is allocated.
+    ///
+    /// `None` means "not this way": the caller passes the same bytes to
+    /// [`WebSocket::handle_read`], which handles every other case (partial
+    /// frames, fragments, control frames, compressed messages, errors). `input`
+    /// is then exactly as it was: a text payload that is not valid UTF-8 is
+    /// masked again, so the error comes from `handle_read` in its proper order.
+    /// The two may be mixed freely; the messages come out in the peer's order.
+    pub fn read_in_place<'a>(
+        &mut self,
+        input: &'a mut [u8],
+    ) -> Option<(MessageKind, &'a [u8], usize)> {
+        if self.state != State::Open || self.in_progress.is_some() {
+            return None;
+        }
+        let (header, head_len) = FrameHeader::decode(input).ok()??;
+        let kind = match header.opcode {
+            OpCode::Text => MessageKind::Text,
+            OpCode::Binary => MessageKind::Binary,
+            _ => return None,
+        };
+        let masked_as_expected = header.mask.is_some() == (self.role == Role::Server);
+        let len = header.payload_len;
+        if !header.fin
+            || header.rsv != 0
+            || !masked_as_expected
+            || len > self.limits.max_frame_size
+            || len > self.limits.max_message_size
+            || len > (input.len() - head_len) as u64
+        {
+            return None;
+        }
+        let end = head_len + len as usize;
+        let payload = &mut input[head_len..end];
+        if let Some(key) = header.mask {
+            apply_mask(payload, key, 0);
+        }
+        if kind == MessageKind::Text && simdutf8::basic::from_utf8(payload).is_err() {
+            if let Some(key) = header.mask {
+                apply_mask(payload, key, 0);
+            }
+            return None;
+        }
+        Some((kind, &input[head_len..end], end))
+    }
+
     /// The next event, in the order the peer caused them. Polling a ping queues
     /// its pong; polling a close queues the close reply and ends the connection.
     pub fn poll_event(&mut self) -> Option<Event> {

@@ -66,11 +66,11 @@ impl Conn {
                 return Verdict::Continue;
             }
             self.read_paused = false;
-            let tail = std::mem::take(&mut self.inbuf);
+            let mut tail = std::mem::take(&mut self.inbuf);
             if tail.len() > sh.settings.request_limits.max_head_bytes {
                 // Pipelined requests left more than a request head: work through
                 // them before reading more, so the tail always fits the buffer.
-                self.process(&tail, key, sh);
+                self.process(&mut tail, key, sh);
                 continue;
             }
             rbuf[..tail.len()].copy_from_slice(&tail);
@@ -93,7 +93,7 @@ impl Conn {
                 Ok(n) => {
                     sh.stats.bytes_in += n as u64;
                     self.heard_from_peer(sh);
-                    self.process(&rbuf[..tail.len() + n], key, sh);
+                    self.process(&mut rbuf[..tail.len() + n], key, sh);
                     // mio's epoll registration is edge-triggered: data that
                     // arrives after this read raises a new event. So a read that
                     // got fewer bytes than asked has emptied the socket for now,
@@ -133,7 +133,7 @@ impl Conn {
     }
 
     /// Hands received bytes to the current state; keeps the unconsumed tail.
-    pub(super) fn process(&mut self, data: &[u8], key: usize, sh: &mut Shared) {
+    pub(super) fn process(&mut self, data: &mut [u8], key: usize, sh: &mut Shared) {
         let mut pos = 0;
         loop {
             match &self.state {
@@ -188,7 +188,7 @@ impl Conn {
                     }
                 }
                 ConnState::WebSocket(_) => {
-                    pos += self.websocket_input(&data[pos..], key, sh);
+                    pos += self.websocket_input(&mut data[pos..], key, sh);
                     break;
                 }
                 ConnState::RequestBody { .. } => {
@@ -288,9 +288,9 @@ impl Conn {
                 self.deadlines
                     .set(Deadline::Request, sh.now + sh.settings.handshake_ticks);
                 // A pipelined request may have arrived during the transfer.
-                let tail = std::mem::take(&mut self.inbuf);
+                let mut tail = std::mem::take(&mut self.inbuf);
                 if !tail.is_empty() {
-                    self.process(&tail, key, sh);
+                    self.process(&mut tail, key, sh);
                 }
             } else {
                 self.start_closing(key, sh);

@@ -16,7 +16,7 @@ const COALESCE_LIMIT: usize = 64 * 1024;
 /// The first capacity of the corking buffer of an empty queue.
 const CORK_INITIAL: usize = 1000;
 /// Frame payloads at least this large are queued whole, without copying.
-const ZERO_COPY_MIN: usize = 4 * 1024;
+pub const ZERO_COPY_MIN: usize = 4 * 1024;
 /// The most slices handed to one `writev`.
 const MAX_IOVECS: usize = 64;
 
@@ -137,7 +137,13 @@ impl Outbox {
                 slices[i] = IoSlice::new(if i == 0 { &bytes[self.offset..] } else { bytes });
                 count += 1;
             }
-            match w.write_vectored(&slices[..count]) {
+            // One slice (the usual case: a turn's corked frames) takes the
+            // lighter `send` path in the kernel rather than `writev`'s.
+            let result = match count {
+                1 => w.write(&slices[0]),
+                _ => w.write_vectored(&slices[..count]),
+            };
+            match result {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     written += n;

@@ -295,7 +295,7 @@ impl Conn {
             extensions.map(|e| format!(" with {e}")).unwrap_or_default()
         );
         // What the handler asked for on opening goes out after the 101.
-        self.carry_out_effects(key, sh);
+        self.carry_out_effects(key, None, sh);
     }
 
     fn refuse(&mut self, request: &Request, rejection: &Rejection, key: usize, sh: &mut Shared) {

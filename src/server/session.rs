@@ -14,12 +14,22 @@ use log::debug;
 
 use crate::app::Peer;
 use crate::config::SlowConsumerPolicy;
-use crate::core::{encode_shared, CloseCode, Encoding, Event, Message, SharedFrame, State};
+use crate::core::{
+    encode_shared, CloseCode, Encoding, Event, Message, MessageRef, SharedFrame, State,
+};
 use crate::server::connection::{Conn, ConnState, Session, Shared};
 use crate::server::deadlines::Deadline;
+use crate::server::outbox::ZERO_COPY_MIN;
 
 /// The longest reason a close frame holds (125 bytes of payload less the code).
 const MAX_CLOSE_REASON: usize = 123;
+
+/// A message for this connection's peer: lent (the echo of what it sent, or
+/// its copy of its own broadcast) or owned (a reply the handler built).
+enum Outgoing<'a> {
+    Lent(MessageRef<'a>),
+    Owned(Message),
+}
 
 /// What delivering a broadcast to one connection did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,10 +60,44 @@ fn over_message_rate(session: &mut Session, sh: &Shared) -> bool {
 }
 
 impl Conn {
+    /// Hands received bytes to the core and each message to the route's
+    /// handler, then queues the core's automatic replies; returns how many
+    /// bytes of `data` were consumed.
+    ///
+    /// Whole messages at the front of `data` are read where they lie (unmasked
+    /// in place, lent to the handler, echoed straight from there); whatever the
+    /// core declines to read that way (partial or fragmented messages, control
+    /// frames, compressed messages, errors) goes through its event queue.
+    pub(super) fn websocket_input(
+        &mut self,
+        data: &mut [u8],
+        key: usize,
+        sh: &mut Shared,
+    ) -> usize {
+        let mut pos = 0;
+        while let ConnState::WebSocket(session) = &mut self.state {
+            let Some((kind, payload, n)) = session.ws.read_in_place(&mut data[pos..]) else {
+                break;
+            };
+            pos += n;
+            self.on_message(
+                MessageRef {
+                    kind,
+                    data: payload,
+                },
+                key,
+                sh,
+            );
+        }
+        if !matches!(self.state, ConnState::WebSocket(_)) {
+            return data.len();
+        }
+        pos + self.websocket_events(&data[pos..], key, sh)
+    }
+
     /// Feeds frames to the core, handles every event it queued, then queues its
     /// automatic replies; returns how many bytes of `data` were consumed.
-    pub(super) fn websocket_input(&mut self, data: &[u8], key: usize, sh: &mut Shared) -> usize {
-        let peer = Peer { key, id: self.id };
+    fn websocket_events(&mut self, data: &[u8], key: usize, sh: &mut Shared) -> usize {
         let ConnState::WebSocket(session) = &mut self.state else {
             return 0;
         };
@@ -66,25 +110,7 @@ impl Conn {
                 break;
             };
             match event {
-                Event::Message(message) => {
-                    sh.stats.messages_in += 1;
-                    session.route.traffic.received(message.data.len());
-                    if !session.ws.is_open() {
-                        // We sent a close: what the peer sends meanwhile is dropped.
-                    } else if over_message_rate(session, sh) {
-                        sh.stats.rate_limited_closes += 1;
-                        let (id, limit) = (self.id, sh.settings.max_messages_per_sec);
-                        sh.log_peer(format_args!(
-                            "conn {id}: over {limit} messages per second: closing with 1008"
-                        ));
-                        self.send_close(CloseCode::POLICY, "message rate limit", sh);
-                    } else {
-                        let handler = &session.route.handler;
-                        sh.fx.set_origin(Some(key), handler);
-                        handler.message(peer, session.slot, message, &mut sh.fx);
-                        self.carry_out_effects(key, sh);
-                    }
-                }
+                Event::Message(message) => self.on_message(message.borrowed(), key, sh),
                 Event::Ping(_) | Event::Pong(_) => {}
                 Event::Close(frame) => {
                     let code = frame.as_ref().map_or(CloseCode::NO_STATUS, |f| f.code);
@@ -131,33 +157,85 @@ impl Conn {
         }
     }
 
+    /// One message from the peer: counted, checked against the message rate,
+    /// handed to the handler, and what the handler asked for carried out.
+    fn on_message(&mut self, message: MessageRef<'_>, key: usize, sh: &mut Shared) {
+        let peer = Peer { key, id: self.id };
+        let ConnState::WebSocket(session) = &mut self.state else {
+            return;
+        };
+        sh.stats.messages_in += 1;
+        session.route.traffic.received(message.data.len());
+        if !session.ws.is_open() {
+            // We sent a close: what the peer sends meanwhile is dropped.
+        } else if over_message_rate(session, sh) {
+            sh.stats.rate_limited_closes += 1;
+            let (id, limit) = (self.id, sh.settings.max_messages_per_sec);
+            sh.log_peer(format_args!(
+                "conn {id}: over {limit} messages per second: closing with 1008"
+            ));
+            self.send_close(CloseCode::POLICY, "message rate limit", sh);
+        } else {
+            let handler = &session.route.handler;
+            sh.fx.set_origin(Some(key), handler);
+            handler.message(peer, session.slot, message, &mut sh.fx);
+            self.carry_out_effects(key, Some(message), sh);
+        }
+    }
+
     /// Carries out what a handler asked of this connection: replies, its own
     /// copies of broadcasts (now, so they keep their place), and a close. A queue
-    /// over the send limit closes the connection with 1008.
-    pub(crate) fn carry_out_effects(&mut self, key: usize, sh: &mut Shared) {
+    /// over the send limit closes the connection with 1008. `received` is the
+    /// message being handled, for [`crate::app::Effects::echo`].
+    pub(crate) fn carry_out_effects(
+        &mut self,
+        key: usize,
+        received: Option<MessageRef<'_>>,
+        sh: &mut Shared,
+    ) {
         let ConnState::WebSocket(session) = &mut self.state else {
             return;
         };
         let ws = &mut session.ws;
         let traffic = &session.route.traffic;
         let outbox = &mut self.outbox;
-        for message in sh.fx.take_replies() {
-            let len = message.data.len();
-            if let Ok(frame) = ws.send_owned(message.kind, message.data) {
-                outbox.push_frame(frame);
-                sh.stats.messages_out += 1;
+        let stats = &mut sh.stats;
+        let mut send = |message: Outgoing<'_>| {
+            let len = match &message {
+                Outgoing::Lent(m) => m.data.len(),
+                Outgoing::Owned(m) => m.data.len(),
+            };
+            let sent = match message {
+                Outgoing::Owned(m) => ws.send_owned(m.kind, m.data).map(|f| outbox.push_frame(f)),
+                // One copy either way; a large one gets a buffer of its own,
+                // queued whole, rather than growing the corking buffer.
+                Outgoing::Lent(m) if len >= ZERO_COPY_MIN => ws
+                    .send_owned(m.kind, m.data.to_vec())
+                    .map(|f| outbox.push_frame(f)),
+                Outgoing::Lent(m) => {
+                    let mut sent = Ok(());
+                    outbox.append(|out| sent = ws.send(m.kind, m.data, out));
+                    sent
+                }
+            };
+            if sent.is_ok() {
+                stats.messages_out += 1;
                 traffic.sent(len);
             }
-        }
-        let stats = &mut sh.stats;
-        sh.fx.deliver_to_sender(|message| {
-            let mut sent = false;
-            outbox.append(|out| sent = ws.send(message.kind, &message.data, out).is_ok());
-            if sent {
-                stats.messages_out += 1;
-                traffic.sent(message.data.len());
+        };
+        let mut echo = sh.fx.take_echo().zip(received);
+        for (i, message) in sh.fx.take_replies().enumerate() {
+            if let Some((_, received)) = echo.filter(|&(at, _)| at == i) {
+                echo = None;
+                send(Outgoing::Lent(received));
             }
-        });
+            send(Outgoing::Owned(message));
+        }
+        if let Some((_, received)) = echo {
+            send(Outgoing::Lent(received));
+        }
+        sh.fx
+            .deliver_to_sender(|message| send(Outgoing::Lent(message.borrowed())));
         if let Some(backend) = sh.fx.take_attach() {
             sh.bridges.attach(key, self.id, backend, sh.now);
         }

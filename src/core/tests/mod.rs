@@ -6,6 +6,7 @@ mod deflate;
 mod frames;
 mod handshake_client;
 mod handshake_server;
+mod in_place;
 mod properties;
 mod rfc_examples;
 mod split_points;

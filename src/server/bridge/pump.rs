@@ -60,7 +60,7 @@ impl Conn {
                 }
             }
             sh.rbuf = rbuf;
-            self.carry_out_effects(key, sh);
+            self.carry_out_effects(key, None, sh);
             if at_end {
                 break;
             }
@@ -86,7 +86,7 @@ impl Conn {
         let handler = Rc::clone(&session.route.handler);
         sh.fx.set_origin(Some(key), &handler);
         handler.backend_ended(Peer { key, id: self.id }, session.slot, &end, &mut sh.fx);
-        self.carry_out_effects(key, sh);
+        self.carry_out_effects(key, None, sh);
     }
 
     /// Output of both streams, after the connection's queue drained or the
