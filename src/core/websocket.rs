@@ -8,6 +8,9 @@
 //!
 //! Driving it, the one loop every caller writes:
 //!
+//! 0. Optionally, [`WebSocket::read_in_place`] while it returns a message: whole
+//!    messages at the front of the buffer are unmasked where they lie and lent
+//!    out, with nothing queued or allocated. Pass what it declines to step 1.
 //! 1. [`WebSocket::handle_read`] with the received bytes: it consumes every whole
 //!    frame and any partial payload, queues the events they complete, and returns
 //!    how many bytes it took (the caller keeps the rest, at most a partial header).
