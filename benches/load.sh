@@ -43,7 +43,7 @@
 #   deflate-shared-l6, deflate-dedicated-l6 (wsd at level 6 too).
 # Environment: RUNS (default 3), SERVER_CPU (0), LOAD_CPU (1), IDLE_N (19000),
 #              ECHO_SECS (5), HOLD_SECS (5), HS_N (16000), HS_PER_PROCESS (4000),
-#              FANOUT_SCALE (1: messages per fanout run 60,000 / 8,000 / 1,000 for
+#              FANOUT_SCALE (1: messages per fanout run 60,000 / 5,000 / 500 for
 #              100 / 1k / 10k members, a few seconds each; raise for longer runs),
 #              OUT (target/bench-load), SKIP_BUILD=1 (use OUT/bin as it is),
 #              WSD_EXTRA_CONFIG (TOML appended to wsd's config: limits, [metrics], ...),
@@ -433,8 +433,8 @@ for s in "${SCENARIOS[@]}"; do
         RSS_AFTER=0
         ;;
     fanout100) fanout fanout100 100 60000 ;;
-    fanout1k | chat1k) fanout fanout1k 1000 8000 ;;
-    fanout10k | chat10k) fanout fanout10k 10000 1000 ;;
+    fanout1k | chat1k) fanout fanout1k 1000 5000 ;;
+    fanout10k | chat10k) fanout fanout10k 10000 500 ;;
     handshakes)
         measure handshakes "wsd before uws tokio" handshakes_per_sec per_cpu_s@handshakes_per_sec:successes successes -- \
             idle --url @URL@/echo -n "$HS_N" --duration 0 --per-process "$HS_PER_PROCESS" --sample-ms 100
@@ -465,9 +465,11 @@ label() { # METRIC -> what the table calls it
 {
     echo "machine: $(nproc) cores, $(uname -sr), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
     echo "runs per figure: $RUNS (median); server on cpu $SERVER_CPU, load generator on cpu $LOAD_CPU; scheme $SCHEME"
-    echo "servers: wsd ($WSD)${BEFORE:+, before ($BEFORE)}; peers: ${PEERS:-none}"
+    echo "servers: wsd ($WSD)${BEFORE:+, before ($BEFORE)}$(available uws && echo ", uWS ($UWS_BIN)")$(available tokio && echo ", tokio ($TOKIO_BIN)")"
     echo
-    printf '%-10s %-40s %10s %10s %7s %10s %7s %10s %7s\n' scenario metric wsd before wsd/bef uWS wsd/uWS tokio wsd/tok
+    nw=8 # the widest scenario name
+    for key in "${ORDER[@]}"; do name=${key%%|*}; [ ${#name} -gt $nw ] && nw=${#name}; done
+    printf "%-${nw}s %-40s %10s %10s %7s %10s %7s %10s %7s\n" scenario metric wsd before wsd/bef uWS wsd/uWS tokio wsd/tok
     for key in "${ORDER[@]}"; do
         name=${key%%|*}
         metric=${key#*|}
@@ -478,7 +480,7 @@ label() { # METRIC -> what the table calls it
         r_before=$(ratio_of "$ours" "$before")
         r_uws=$(ratio_of "$ours" "$uws")
         r_tokio=$(ratio_of "$ours" "$tokio")
-        printf '%-10s %-40s %10s %10s %7s %10s %7s %10s %7s\n' "$name" "$(label "$metric")" "$(fmt "$ours")" \
+        printf "%-${nw}s %-40s %10s %10s %7s %10s %7s %10s %7s\n" "$name" "$(label "$metric")" "$(fmt "$ours")" \
             "$(fmt "$before")" "${r_before:--}" "$(fmt "$uws")" "${r_uws:--}" "$(fmt "$tokio")" "${r_tokio:--}"
     done
 } | tee "$OUT/results-$SCHEME.txt"
