@@ -238,6 +238,7 @@ stop_server() {
     SERVER_PID=
 }
 trap stop_server EXIT
+trap 'exit 130' INT TERM
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 # status_kb PID FIELD -> a /proc/PID/status figure in kB (VmRSS, VmHWM), empty if gone
@@ -285,6 +286,10 @@ run_one() {
     shift 4
     local file="$OUT/runs/$name-$server-$i.json"
     rm -f "$file" "$file".* "${file%.json}.report.json"
+    # run_one runs in a command substitution, a subshell the script's own EXIT trap
+    # does not cover: stop this run's server here too, on any way out.
+    trap stop_server EXIT
+    trap 'exit 130' INT TERM
     start_server "$server" || { echo ""; return; }
     local url_base="$SCHEME://127.0.0.1:$PORT"
     local args=("${@//@URL@/$url_base}")
