@@ -1,17 +1,24 @@
-//! peer-tokio: a minimal tokio-tungstenite echo server on a single-threaded
-//! runtime, the comparison baseline for wsd's load benchmarks.
+//! peer-tokio: the idiomatic, untuned tokio-tungstenite echo server, the
+//! comparison baseline for wsd's load benchmarks.
 //!
-//! `peer-tokio ADDR` accepts WebSocket connections on ADDR and echoes every text
-//! and binary message; pings and closes are answered by tungstenite's defaults.
+//! `peer-tokio ADDR` accepts WebSocket connections on ADDR on a single-threaded
+//! (current_thread) tokio runtime and echoes every text and binary message.
+//! Each connection is the shape of tokio-tungstenite's own echo-server example:
+//! the stream is split and its reading half, filtered to data messages, is
+//! `forward`ed into its writing half, which flushes only when no more input is
+//! ready (not once per message). Pings and closes are answered by tungstenite's
+//! defaults; TCP_NODELAY is set on every connection. There is no broadcast or
+//! room of any kind: it is an echo server only.
+//!
 //! It must stay idiomatic and unoptimised: it measures what the common stack
 //! does out of the box, not what can be tuned into it.
 
+use std::future::ready;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{StreamExt, TryStreamExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_tungstenite::tungstenite::Message;
 
 fn main() -> ExitCode {
     let Some(addr) = std::env::args().nth(1) else {
@@ -56,14 +63,13 @@ async fn serve(addr: &str) -> std::io::Result<()> {
 
 async fn echo(stream: TcpStream) {
     let _ = stream.set_nodelay(true);
-    let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
+    let Ok(ws) = tokio_tungstenite::accept_async(stream).await else {
         return;
     };
-    while let Some(Ok(message)) = ws.next().await {
-        if matches!(message, Message::Text(_) | Message::Binary(_))
-            && ws.send(message).await.is_err()
-        {
-            return;
-        }
-    }
+    let (write, read) = ws.split();
+    // Errors (a reset peer, a protocol violation) just end the connection.
+    let _ = read
+        .try_filter(|message| ready(message.is_text() || message.is_binary()))
+        .forward(write)
+        .await;
 }
