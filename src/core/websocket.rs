@@ -298,6 +298,48 @@ impl WebSocket {
         Ok(pos)
     }
 
+    /// The whole message at the front of `input`, borrowed where it lies, when
+    /// reading it needs no state at all: the connection is open, idle (nothing
+    /// half received, no event or reply waiting), without permessage-deflate,
+    /// and `input` starts with a complete, final, uncompressed data frame that
+    /// this role accepts, within the limits (and valid UTF-8 if text). Returns
+    /// its kind, its payload and how many bytes of `input` it took; the caller
+    /// drops those bytes. `None` means: pass `input` to
+    /// [`WebSocket::handle_read`], which applies every rule (and reports any
+    /// error) the long way. Saves a copy and an allocation per message for
+    /// callers that can use the payload in place (load generators).
+    pub fn whole_message<'a>(&self, input: &'a [u8]) -> Option<(MessageKind, &'a [u8], usize)> {
+        if self.state != State::Open || self.in_progress.is_some() || self.deflate.is_some() {
+            return None;
+        }
+        let (header, n) = FrameHeader::decode(input).ok()??;
+        let masked_ok = match self.role {
+            Role::Client => header.mask.is_none(),
+            // A server would have to unmask in place; it takes the long way.
+            Role::Server => false,
+        };
+        let kind = match header.opcode {
+            OpCode::Binary => MessageKind::Binary,
+            OpCode::Text => MessageKind::Text,
+            _ => return None,
+        };
+        let len = header.payload_len;
+        if !header.fin
+            || header.rsv != 0
+            || !masked_ok
+            || len > self.limits.max_frame_size
+            || len > self.limits.max_message_size
+        {
+            return None;
+        }
+        let end = n.checked_add(usize::try_from(len).ok()?)?;
+        let payload = input.get(n..end)?;
+        if kind == MessageKind::Text && std::str::from_utf8(payload).is_err() {
+            return None;
+        }
+        Some((kind, payload, end))
+    }
+
     /// The next event, in the order the peer caused them. Polling a ping queues
     /// its pong; polling a close queues the close reply and ends the connection.
     pub fn poll_event(&mut self) -> Option<Event> {
@@ -671,6 +713,46 @@ mod tests {
         }
         ws.poll_transmit(&mut sent);
         events
+    }
+
+    #[test]
+    fn whole_message_borrows_only_what_needs_no_state() {
+        let mut ws = WebSocket::client(Limits::default(), [7; 32]);
+        let unmasked = |opcode, fin, payload: &[u8]| {
+            let mut out = Vec::new();
+            encode_frame(&mut out, fin, opcode, payload, None);
+            out
+        };
+        let mut input = unmasked(OpCode::Binary, true, b"\xff\x00abc");
+        input.extend_from_slice(&unmasked(OpCode::Text, true, b"hi"));
+        let (kind, data, n) = ws.whole_message(&input).unwrap();
+        assert_eq!(
+            (kind, data, n),
+            (MessageKind::Binary, &b"\xff\x00abc"[..], 7)
+        );
+        let (kind, data, n) = ws.whole_message(&input[7..]).unwrap();
+        assert_eq!((kind, data, n), (MessageKind::Text, &b"hi"[..], 4));
+        // The long way for: partial frames, fragments, control frames, masked
+        // frames, invalid UTF-8, and anything while a frame is half received.
+        assert!(ws.whole_message(&input[..6]).is_none());
+        assert!(ws
+            .whole_message(&unmasked(OpCode::Text, false, b"a"))
+            .is_none());
+        assert!(ws
+            .whole_message(&unmasked(OpCode::Ping, true, b"a"))
+            .is_none());
+        assert!(ws
+            .whole_message(&masked(OpCode::Binary, true, b"a"))
+            .is_none());
+        assert!(ws
+            .whole_message(&unmasked(OpCode::Text, true, b"\xff"))
+            .is_none());
+        assert_eq!(ws.handle_read(&input[..3]).unwrap(), 3);
+        assert!(ws.whole_message(&input[3..]).is_none());
+        let server = WebSocket::server(Limits::default());
+        assert!(server
+            .whole_message(&masked(OpCode::Binary, true, b"a"))
+            .is_none());
     }
 
     #[test]
