@@ -187,6 +187,23 @@ pub struct Connection {
     events: VecDeque<ConnEvent>,
 }
 
+/// Sends on a connection from inside a handler of borrowed messages (see
+/// [`Connection::handle_ready_with`]), while the connection itself is busy reading.
+pub struct Sender<'a> {
+    ws: &'a mut WebSocket,
+    output: &'a mut Vec<u8>,
+}
+
+impl Sender<'_> {
+    /// Queues a data message; it goes out with the connection's next write.
+    pub fn send(&mut self, kind: MessageKind, payload: &[u8]) -> Result<(), NotOpen> {
+        self.ws.send(kind, payload, self.output)
+    }
+}
+
+/// Handles one received message whose payload is borrowed from the read buffer.
+pub type OnMessage<'a> = dyn FnMut(MessageKind, &[u8], &mut Sender<'_>) + 'a;
+
 /// Fills `buf` from the OS random source.
 pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
     getrandom::fill(buf).map_err(|e| io::Error::other(e.to_string()))
@@ -323,6 +340,28 @@ impl Connection {
 
     /// Handles a readiness event for this connection's token.
     pub fn handle_ready(&mut self, readable: bool, writable: bool, scratch: &mut [u8]) {
+        self.handle_ready_with(readable, writable, true, scratch, None);
+    }
+
+    /// Like [`Connection::handle_ready`], for callers that count syscalls:
+    ///
+    /// - Unless `hangup` (the event reported the peer's hangup or an error), a
+    ///   read over plain TCP that leaves room in `scratch` ends the reading: the
+    ///   socket was empty then, and bytes arriving later raise a new
+    ///   (edge-triggered) event, so the read that would only say EAGAIN is saved.
+    /// - With `on_message`, every whole message that needs no reassembly (see
+    ///   [`WebSocket::read_in_place`]) goes to it straight from `scratch`, with a
+    ///   [`Sender`] to answer it, instead of being copied into a
+    ///   [`ConnEvent::Message`]. Everything else still becomes events, in order:
+    ///   once an event is queued, the rest of this read takes the long way too.
+    pub fn handle_ready_with(
+        &mut self,
+        readable: bool,
+        writable: bool,
+        hangup: bool,
+        scratch: &mut [u8],
+        on_message: Option<&mut OnMessage<'_>>,
+    ) {
         if self.phase == Phase::Done {
             return;
         }
@@ -341,7 +380,8 @@ impl Connection {
             self.flush();
         }
         if readable && self.phase != Phase::Done {
-            self.read_all(scratch);
+            let until_empty = hangup || !matches!(self.link, Link::Tcp(_));
+            self.read_all(scratch, until_empty, on_message);
         }
     }
 
@@ -415,7 +455,14 @@ impl Connection {
         self.events.push_back(ConnEvent::Failed(error));
     }
 
-    fn read_all(&mut self, scratch: &mut [u8]) {
+    /// Reads until EAGAIN, or (unless `until_empty`) until a read that does not
+    /// fill `scratch`.
+    fn read_all(
+        &mut self,
+        scratch: &mut [u8],
+        until_empty: bool,
+        mut on_message: Option<&mut OnMessage<'_>>,
+    ) {
         loop {
             match self.link.read(scratch) {
                 Ok(0) => {
@@ -428,9 +475,12 @@ impl Connection {
                     return;
                 }
                 Ok(n) => {
-                    self.on_bytes(&scratch[..n]);
+                    self.on_bytes(&mut scratch[..n], on_message.as_deref_mut());
                     if self.phase == Phase::Done {
                         return;
+                    }
+                    if !until_empty && n < scratch.len() {
+                        break;
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -444,7 +494,7 @@ impl Connection {
         }
     }
 
-    fn on_bytes(&mut self, bytes: &[u8]) {
+    fn on_bytes(&mut self, bytes: &mut [u8], on_message: Option<&mut OnMessage<'_>>) {
         if self.phase == Phase::Handshaking {
             self.input.extend_from_slice(bytes);
             let Some(hs) = self.handshake.as_ref() else {
@@ -474,6 +524,24 @@ impl Connection {
             self.on_frames(&rest);
             return;
         }
+        let mut pos = 0;
+        if let (Some(f), Some(ws), true) = (on_message, self.ws.as_mut(), self.input.is_empty()) {
+            while self.events.is_empty() {
+                let Some((kind, data, n)) = ws.read_in_place(&mut bytes[pos..]) else {
+                    break;
+                };
+                let mut sender = Sender {
+                    ws: &mut *ws,
+                    output: &mut self.output,
+                };
+                f(kind, data, &mut sender);
+                pos += n;
+            }
+            if pos == bytes.len() {
+                return;
+            }
+        }
+        let bytes = &bytes[pos..];
         if self.input.is_empty() {
             self.on_frames(bytes);
         } else {

@@ -17,7 +17,7 @@ use crate::core::MessageKind;
 use super::fleet::{is_exhaustion, Fleet, Slot};
 use super::report::{fmt_count, Failures};
 use super::timeline::{Timeline, Totals};
-use super::{connect_spec, finish, per_sec, raise_fd_limit, secs, CommonArgs, Progress};
+use super::{connect_spec, cpu_time, finish, per_sec, raise_fd_limit, secs, CommonArgs, Progress};
 use crate::histogram::{Histogram, Latency};
 
 /// Options of `wsd load broadcast`.
@@ -149,13 +149,18 @@ impl Run {
     }
 
     fn on_event(&mut self, slot: &mut Slot<Member>, ev: &ConnEvent, now: Instant) {
-        let ConnEvent::Message(m) = ev else {
-            return;
-        };
-        if slot.state.publisher {
+        if let ConnEvent::Message(m) = ev {
+            self.on_message(&mut slot.state, &m.data, now);
+        }
+    }
+
+    /// One message received by `member`, however it arrived (borrowed from
+    /// the read buffer the fast way, see [`Fleet::turn_with`]).
+    fn on_message(&mut self, member: &mut Member, data: &[u8], now: Instant) {
+        if member.publisher {
             return;
         }
-        let Some((seq, nanos)) = decode(&self.prefix, &m.data) else {
+        let Some((seq, nanos)) = decode(&self.prefix, data) else {
             self.foreign += 1;
             self.last_foreign = now;
             return;
@@ -171,19 +176,29 @@ impl Run {
         let latency = elapsed.saturating_sub(nanos);
         self.latency.record(latency);
         self.timeline.record(latency);
-        let in_order = seq == slot.state.next_expected;
+        let in_order = seq == member.next_expected;
         if in_order {
             self.in_order += 1;
         } else {
             self.out_of_order += 1;
         }
-        if let Some(part) = self.per_url.get_mut(slot.state.url) {
+        if let Some(part) = self.per_url.get_mut(member.url) {
             part.deliveries += 1;
             part.latency.record(latency);
             part.in_order += u64::from(in_order);
         }
-        slot.state.next_expected = slot.state.next_expected.max(seq + 1);
+        member.next_expected = member.next_expected.max(seq + 1);
     }
+}
+
+/// One turn of the fleet, with whole messages taken from the read buffer.
+fn run_turn(fleet: &mut Fleet<Member>, run: &mut Run, timeout: Duration) -> std::io::Result<()> {
+    let run = std::cell::RefCell::new(run);
+    fleet.turn_with(
+        timeout,
+        &mut |_, slot, ev, now| run.borrow_mut().on_event(slot, ev, now),
+        Some(&mut |_, member, _, data, _, now| run.borrow_mut().on_message(member, data, now)),
+    )
 }
 
 /// What `wsd load broadcast --json` prints.
@@ -212,6 +227,11 @@ struct BroadcastReport<'a> {
     /// Only with several `--url`: each URL's members, deliveries and latency.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     per_url: Vec<UrlReport<'a>>,
+    /// CPU time (user + system) this generator used from the first message
+    /// published to the last delivery awaited.
+    generator_cpu_secs: f64,
+    /// Deliveries per generator CPU-second.
+    received_per_generator_cpu_sec: f64,
 }
 
 /// `wsd load broadcast`.
@@ -368,6 +388,7 @@ pub fn run(args: &BroadcastArgs) -> Result<bool, String> {
     let foreign_before = run.foreign;
 
     // Publish.
+    let cpu_start = cpu_time();
     let start = Instant::now();
     let deadline = start + secs(args.duration);
     let msg_timeout = secs(args.msg_timeout);
@@ -429,9 +450,7 @@ pub fn run(args: &BroadcastArgs) -> Result<bool, String> {
             last_deliveries = run.deliveries;
             last_at = now;
         }
-        fleet
-            .turn(wait, &mut |_, slot, ev, now| run.on_event(slot, ev, now))
-            .map_err(poll_err)?;
+        run_turn(&mut fleet, &mut run, wait).map_err(poll_err)?;
     }
     // Late deliveries of the last messages, bounded by the message timeout.
     let drain_end = Instant::now() + msg_timeout;
@@ -442,12 +461,9 @@ pub fn run(args: &BroadcastArgs) -> Result<bool, String> {
         if run.deliveries >= expected || now >= drain_end {
             break now;
         }
-        fleet
-            .turn(Duration::from_millis(20), &mut |_, slot, ev, now| {
-                run.on_event(slot, ev, now)
-            })
-            .map_err(poll_err)?;
+        run_turn(&mut fleet, &mut run, Duration::from_millis(20)).map_err(poll_err)?;
     };
+    let generator_cpu = cpu_time().saturating_sub(cpu_start);
     let intervals = run.timeline.finish(
         finished_at,
         Run::totals(&fleet, run.deliveries, run.out_of_order),
@@ -513,10 +529,13 @@ pub fn run(args: &BroadcastArgs) -> Result<bool, String> {
         dropped: dropped.total(),
         dropped_by_cause: &dropped,
         per_url,
+        generator_cpu_secs: generator_cpu.as_secs_f64(),
+        received_per_generator_cpu_sec: per_sec(run.deliveries, generator_cpu),
     };
     let summary = format!(
         "broadcast {}: {} members, {} of {} messages sent in {:.2}s\n  \
-         {} deliveries ({} expected), {} deliveries/s\n  delivery latency: {}\n  \
+         {} deliveries ({} expected), {} deliveries/s\n  \
+         generator: {:.2} CPU-s, {} deliveries per generator CPU-second\n  delivery latency: {}\n  \
          lost {}, out of order {}, other messages skipped {}, connection failures: {}, dropped: {}{}",
         args.urls.join(" + "),
         fmt_count(members_open),
@@ -526,6 +545,8 @@ pub fn run(args: &BroadcastArgs) -> Result<bool, String> {
         fmt_count(run.deliveries),
         fmt_count(expected),
         fmt_count(deliveries_per_sec as u64),
+        generator_cpu.as_secs_f64(),
+        fmt_count(per_sec(run.deliveries, generator_cpu) as u64),
         run.latency.summary(),
         fmt_count(lost),
         run.out_of_order,

@@ -17,13 +17,14 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::client::connection::Sender;
 use crate::client::ConnEvent;
-use crate::core::MessageKind;
+use crate::core::{MessageKind, NotOpen};
 
 use super::fleet::{is_exhaustion, Fleet, Slot};
 use super::report::{fmt_count, Failures};
 use super::timeline::{Timeline, Totals};
-use super::{connect_spec, finish, per_sec, raise_fd_limit, secs, CommonArgs, Progress};
+use super::{connect_spec, cpu_time, finish, per_sec, raise_fd_limit, secs, CommonArgs, Progress};
 use crate::histogram::{Histogram, Latency};
 
 /// Options of `wsd load echo`.
@@ -177,6 +178,9 @@ pub struct EchoConn {
     partial: Vec<u8>,
 }
 
+/// Queues one message on a connection, whichever way the caller holds it.
+type SendFn<'a> = dyn FnMut(MessageKind, &[u8]) -> Result<(), NotOpen> + 'a;
+
 /// Everything the run measures.
 struct Run {
     payloads: Payloads,
@@ -239,19 +243,20 @@ impl Run {
             .with_error("unexpected", unexpected)
     }
 
-    fn send_one(&mut self, id: usize, slot: &mut Slot<EchoConn>, now: Instant) {
-        let seq = slot.state.next_seq;
+    /// Sends the connection's next message through `send`.
+    fn send_one(&mut self, id: usize, state: &mut EchoConn, now: Instant, send: &mut SendFn<'_>) {
+        let seq = state.next_seq;
         self.payloads.fill(id as u32, seq, &mut self.buf);
-        if slot.conn.send(self.kind, &self.buf).is_ok() {
-            slot.state.next_seq += 1;
-            slot.state.inflight.push_back((seq, now));
+        if send(self.kind, &self.buf).is_ok() {
+            state.next_seq += 1;
+            state.inflight.push_back((seq, now));
             self.sent += 1;
         }
     }
 
     fn start(&mut self, id: usize, slot: &mut Slot<EchoConn>, now: Instant) {
         while (slot.state.inflight.len() as u64) < self.pipeline {
-            self.send_one(id, slot, now);
+            self.send_one(id, &mut slot.state, now, &mut |k, p| slot.conn.send(k, p));
         }
     }
 
@@ -259,14 +264,43 @@ impl Run {
         let ConnEvent::Message(m) = ev else {
             return;
         };
+        let Slot { conn, state, .. } = slot;
+        self.on_echo(id, state, m.kind, &m.data, now, &mut |k, p| conn.send(k, p));
+    }
+
+    /// A message borrowed from the read buffer (the fast way; see
+    /// [`Fleet::turn_with`]).
+    fn on_borrowed(
+        &mut self,
+        id: usize,
+        state: &mut EchoConn,
+        kind: MessageKind,
+        data: &[u8],
+        sender: &mut Sender<'_>,
+        now: Instant,
+    ) {
+        self.on_echo(id, state, kind, data, now, &mut |k, p| sender.send(k, p));
+    }
+
+    /// One received message, however it arrived: completes what it answers and
+    /// sends as many new messages through `send` while sending.
+    fn on_echo(
+        &mut self,
+        id: usize,
+        state: &mut EchoConn,
+        kind: MessageKind,
+        data: &[u8],
+        now: Instant,
+        send: &mut SendFn<'_>,
+    ) {
         let completed = if self.stream {
-            self.on_stream_bytes(id, &mut slot.state, &m.data, now)
+            self.on_stream_bytes(id, state, data, now)
         } else {
-            u64::from(self.on_message(id, &mut slot.state, m.kind, &m.data, now))
+            u64::from(self.on_message(id, state, kind, data, now))
         };
         if self.sending {
             for _ in 0..completed {
-                self.send_one(id, slot, now);
+                self.send_one(id, state, now, send);
             }
         }
     }
@@ -371,6 +405,19 @@ impl Run {
     }
 }
 
+/// One turn of the fleet, with borrowed messages going the fast way.
+fn run_turn(fleet: &mut Fleet<EchoConn>, run: &mut Run, timeout: Duration) -> std::io::Result<()> {
+    let run = std::cell::RefCell::new(run);
+    fleet.turn_with(
+        timeout,
+        &mut |id, slot, ev, now| run.borrow_mut().on_event(id, slot, ev, now),
+        Some(&mut |id, state, kind, data, sender, now| {
+            run.borrow_mut()
+                .on_borrowed(id, state, kind, data, sender, now)
+        }),
+    )
+}
+
 /// What `wsd load echo --json` prints.
 #[derive(Debug, Serialize)]
 struct EchoReport<'a> {
@@ -395,6 +442,11 @@ struct EchoReport<'a> {
     unanswered: u64,
     dropped: u64,
     dropped_by_cause: &'a Failures,
+    /// CPU time (user + system) this generator used over the sending window.
+    generator_cpu_secs: f64,
+    /// Echoes received in the window per generator CPU-second: the rate this
+    /// generator could drive if it had a core to itself and nothing else limited it.
+    received_per_generator_cpu_sec: f64,
 }
 
 /// `wsd load echo`.
@@ -468,15 +520,16 @@ pub fn run(args: &EchoArgs) -> Result<bool, String> {
     let end = start + secs(args.duration);
     run.sending = true;
     run.window_end = Some(end);
+    let cpu_start = cpu_time();
     fleet.for_each_open(|id, slot| run.start(id, slot, start));
     let mut progress = Progress::new(args.common.progress);
     let mut last_count = 0u64;
     let mut last_at = start;
-    loop {
+    let generator_cpu = loop {
         let now = Instant::now();
         run.sample(&fleet, now);
         if now >= end {
-            break;
+            break cpu_time().saturating_sub(cpu_start);
         }
         if progress.due(now) {
             eprintln!(
@@ -489,15 +542,11 @@ pub fn run(args: &EchoArgs) -> Result<bool, String> {
             last_count = run.received;
             last_at = now;
         }
-        fleet
-            .turn(
-                (end - now)
-                    .min(Duration::from_millis(100))
-                    .min(run.timeline.until_next(now)),
-                &mut |id, slot, ev, now| run.on_event(id, slot, ev, now),
-            )
-            .map_err(poll_err)?;
-    }
+        let wait = (end - now)
+            .min(Duration::from_millis(100))
+            .min(run.timeline.until_next(now));
+        run_turn(&mut fleet, &mut run, wait).map_err(poll_err)?;
+    };
     run.sending = false;
     let elapsed = end - start;
     let drain_end = Instant::now() + secs(args.drain);
@@ -512,12 +561,8 @@ pub fn run(args: &EchoArgs) -> Result<bool, String> {
         if inflight(&mut fleet) == 0 || now >= drain_end {
             break now;
         }
-        fleet
-            .turn(
-                Duration::from_millis(50).min(run.timeline.until_next(now)),
-                &mut |id, slot, ev, now| run.on_event(id, slot, ev, now),
-            )
-            .map_err(poll_err)?;
+        let wait = Duration::from_millis(50).min(run.timeline.until_next(now));
+        run_turn(&mut fleet, &mut run, wait).map_err(poll_err)?;
     };
     let intervals = run.timeline.finish(
         finished_at,
@@ -529,6 +574,7 @@ pub fn run(args: &EchoArgs) -> Result<bool, String> {
     fleet.close_all(Duration::from_secs(3));
 
     let msgs_per_sec = per_sec(run.received_in_window, elapsed);
+    let per_cpu_sec = per_sec(run.received_in_window, generator_cpu);
     let bytes_per_sec = msgs_per_sec * args.size as f64;
     let report = EchoReport {
         mode: "echo",
@@ -550,10 +596,13 @@ pub fn run(args: &EchoArgs) -> Result<bool, String> {
         unanswered,
         dropped: dropped.total(),
         dropped_by_cause: &dropped,
+        generator_cpu_secs: generator_cpu.as_secs_f64(),
+        received_per_generator_cpu_sec: per_cpu_sec,
     };
     let mut summary = format!(
         "echo {}: {} connections x {} in flight x {} B {}{}, {:.1}s\n  \
-         {} msg/s, {:.2} MB/s payload each way ({} echoed)\n  round trip: {}\n  \
+         {} msg/s, {:.2} MB/s payload each way ({} echoed)\n  \
+         generator: {:.2} CPU-s, {} msg per generator CPU-second\n  round trip: {}\n  \
          mismatches {}, unexpected {}, unanswered {}, connection failures: {}, dropped: {}",
         args.url,
         fmt_count(established),
@@ -565,6 +614,8 @@ pub fn run(args: &EchoArgs) -> Result<bool, String> {
         fmt_count(msgs_per_sec as u64),
         bytes_per_sec / 1e6,
         fmt_count(run.received),
+        generator_cpu.as_secs_f64(),
+        fmt_count(per_cpu_sec as u64),
         run.rtt.summary(),
         run.mismatches,
         run.unexpected,

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Poll, Token};
 
-use crate::client::connection::{ConnError, ConnEvent, ConnectSpec, Connection};
-use crate::core::CloseCode;
+use crate::client::connection::{ConnError, ConnEvent, ConnectSpec, Connection, Sender};
+use crate::core::{CloseCode, MessageKind};
 
 use super::report::Failures;
 use crate::histogram::Histogram;
@@ -87,6 +87,8 @@ pub struct Fleet<T> {
     slots: Vec<Option<Slot<T>>>,
     free: Vec<usize>,
     scratch: Vec<u8>,
+    /// This turn's readiness (token, readable, writable, hangup), kept for reuse.
+    ready: Vec<(usize, bool, bool, bool)>,
     pub spec: ConnectSpec,
     /// Connect plus handshake must finish within this.
     pub handshake_timeout: Duration,
@@ -116,6 +118,11 @@ pub fn is_exhaustion(e: &ConnError) -> bool {
 /// An event for one connection, as seen by a load mode.
 pub type OnEvent<'a, T> = dyn FnMut(usize, &mut Slot<T>, &ConnEvent, Instant) + 'a;
 
+/// A whole received message, borrowed from the read buffer, as seen by a load
+/// mode: the connection's id and state, the message, a [`Sender`] to answer it.
+pub type OnMessage<'a, T> =
+    dyn FnMut(usize, &mut T, MessageKind, &[u8], &mut Sender<'_>, Instant) + 'a;
+
 impl<T> Fleet<T> {
     /// `ports`: local ports to bind explicitly (used only with a source address).
     pub fn new(
@@ -131,6 +138,7 @@ impl<T> Fleet<T> {
             slots: Vec::new(),
             free: Vec::new(),
             scratch: vec![0u8; 256 * 1024],
+            ready: Vec::with_capacity(1024),
             spec,
             handshake_timeout,
             pending: 0,
@@ -217,31 +225,55 @@ impl<T> Fleet<T> {
     /// Waits at most `timeout` for readiness, dispatches it, reports every
     /// connection event to `on_event`, and retires finished connections.
     pub fn turn(&mut self, timeout: Duration, on_event: &mut OnEvent<'_, T>) -> io::Result<()> {
+        self.turn_with(timeout, on_event, None)
+    }
+
+    /// Like [`Fleet::turn`], handing whole messages that need no reassembly to
+    /// `on_message` where they lie in the read buffer (see
+    /// [`Connection::handle_ready_with`]); the rest still goes to `on_event`.
+    pub fn turn_with(
+        &mut self,
+        timeout: Duration,
+        on_event: &mut OnEvent<'_, T>,
+        mut on_message: Option<&mut OnMessage<'_, T>>,
+    ) -> io::Result<()> {
         if let Err(e) = self.poll.poll(&mut self.events, Some(timeout)) {
             if e.kind() != io::ErrorKind::Interrupted {
                 return Err(e);
             }
         }
         let now = Instant::now();
-        let ready: Vec<(usize, bool, bool)> = self
-            .events
-            .iter()
-            .map(|ev| {
-                (
-                    ev.token().0,
-                    ev.is_readable() || ev.is_read_closed() || ev.is_error(),
-                    ev.is_writable(),
-                )
-            })
-            .collect();
-        for (id, readable, writable) in ready {
+        let mut ready = std::mem::take(&mut self.ready);
+        ready.clear();
+        ready.extend(self.events.iter().map(|ev| {
+            let hangup = ev.is_read_closed() || ev.is_error();
+            (
+                ev.token().0,
+                ev.is_readable() || hangup,
+                ev.is_writable(),
+                hangup,
+            )
+        }));
+        for &(id, readable, writable, hangup) in &ready {
             let Some(slot) = self.slots.get_mut(id).and_then(Option::as_mut) else {
                 continue;
             };
-            slot.conn
-                .handle_ready(readable, writable, &mut self.scratch);
+            let Slot { conn, state, .. } = slot;
+            match on_message.as_deref_mut() {
+                Some(f) => conn.handle_ready_with(
+                    readable,
+                    writable,
+                    hangup,
+                    &mut self.scratch,
+                    Some(&mut |kind, data: &[u8], sender: &mut Sender<'_>| {
+                        f(id, state, kind, data, sender, now)
+                    }),
+                ),
+                None => conn.handle_ready_with(readable, writable, hangup, &mut self.scratch, None),
+            }
             self.drain(id, now, on_event);
         }
+        self.ready = ready;
         if now.duration_since(self.last_sweep) >= Duration::from_millis(100) {
             self.last_sweep = now;
             self.sweep_timeouts(now, on_event);

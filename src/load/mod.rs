@@ -30,6 +30,22 @@ use serde::Serialize;
 
 use crate::client::{ConnectSpec, WsUrl};
 
+/// CPU time (user + system) this process has used so far: what the load
+/// generator itself costs, so that its counts can be put per CPU-second.
+/// Zero if the OS will not say.
+pub fn cpu_time() -> Duration {
+    // SAFETY: getrusage only writes the struct it is given, which is plain
+    // integers (all-zero is a valid value).
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return Duration::ZERO;
+    }
+    let time = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec.max(0) as u64) + Duration::from_micros(t.tv_usec.max(0) as u64)
+    };
+    time(usage.ru_utime) + time(usage.ru_stime)
+}
+
 /// Options of `wsd load`.
 #[derive(Debug, clap::Args)]
 pub struct LoadArgs {
