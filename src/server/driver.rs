@@ -20,7 +20,9 @@ use crate::server::deadlines::Deadline;
 use crate::server::proxy_header::{self, Parsed};
 
 /// Bytes read from a socket per `read` call into the shared buffer.
-pub const READ_CHUNK: usize = 64 * 1024;
+pub const READ_CHUNK: usize = 256 * 1024;
+/// Output queued beyond this is written before reading on (see `write_early`).
+const WRITE_EARLY_BYTES: usize = 64 * 1024;
 /// File bytes read per refill while streaming a static file.
 const FILE_CHUNK: usize = 64 * 1024;
 
@@ -94,6 +96,7 @@ impl Conn {
                     sh.stats.bytes_in += n as u64;
                     self.heard_from_peer(sh);
                     self.process(&mut rbuf[..tail.len() + n], key, sh);
+                    self.write_early(sh);
                     // mio's epoll registration is edge-triggered: data that
                     // arrives after this read raises a new event. So a read that
                     // got fewer bytes than asked has emptied the socket for now,
@@ -116,6 +119,19 @@ impl Conn {
                     debug!("conn {}: read: {e}", self.id);
                     return Verdict::Done;
                 }
+            }
+        }
+    }
+
+    /// Writes now, rather than at the end of the turn, once the queue holds
+    /// [`WRITE_EARLY_BYTES`]: corking gains nothing for that much, and a turn
+    /// of many connections each holding the echoes of large messages until
+    /// the end-of-turn flush is what would make memory peak. A failure is left
+    /// for that flush to report.
+    fn write_early(&mut self, sh: &mut Shared) {
+        if self.outbox.len() >= WRITE_EARLY_BYTES {
+            if let Ok((_, n)) = self.transport.write_from(&mut self.outbox) {
+                sh.stats.bytes_out += n as u64;
             }
         }
     }

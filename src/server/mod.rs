@@ -13,6 +13,7 @@ pub mod connection;
 pub mod deadlines;
 pub mod driver;
 pub mod fdlimit;
+mod heap_trim;
 pub mod listener;
 pub mod metrics;
 pub mod outbox;

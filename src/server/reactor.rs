@@ -31,6 +31,7 @@ use crate::server::bridge::Bridges;
 use crate::server::client_addr;
 use crate::server::connection::{Conn, ConnState, Shared, Verdict};
 use crate::server::driver::READ_CHUNK;
+use crate::server::heap_trim::HeapTrim;
 use crate::server::listener::Listener;
 use crate::server::per_ip::NO_ENTRY;
 use crate::server::reload;
@@ -71,6 +72,8 @@ pub struct Reactor {
     fd_ceiling: usize,
     /// Present only when a route shows the server's status.
     status: Option<StatusProbe>,
+    /// Freed heap memory goes back to the system once the loop goes quiet.
+    heap_trim: HeapTrim,
     /// Draining after a signal with `drain_delay`: listeners close at this tick.
     drain_until: Option<Tick>,
     /// The signal that started the drain, for the log.
@@ -130,6 +133,7 @@ impl Reactor {
             config_source,
             fd_ceiling,
             status,
+            heap_trim: HeapTrim::default(),
             drain_until: None,
             drain_signal: 0,
         })
@@ -148,6 +152,10 @@ impl Reactor {
             }
             let turn_start = Instant::now();
             self.shared.now = self.wheel.tick_of(turn_start);
+            let traffic = self.shared.stats.bytes_in + self.shared.stats.bytes_out;
+            if events.is_empty() && self.heap_trim.on_quiet(traffic) {
+                debug!("quiet after {traffic} bytes moved: freed heap memory released");
+            }
             for event in events.iter() {
                 match Source::of(event.token()) {
                     Source::Signals => self.handle_signals(),
@@ -189,6 +197,8 @@ impl Reactor {
                 self.flush(key);
             }
             self.time_turn(turn_start);
+            self.heap_trim
+                .after_turn(self.shared.stats.bytes_in + self.shared.stats.bytes_out);
             if let Some(deadline) = self.shutdown_deadline {
                 let done = self.conns.is_empty() && self.shared.bridges.is_idle();
                 if done || self.shared.now >= deadline {
@@ -218,6 +228,10 @@ impl Reactor {
                 Some(TICK)
             }
             None => None,
+        };
+        let timeout = match (timeout, self.heap_trim.poll_timeout()) {
+            (Some(t), Some(quiet)) => Some(t.min(quiet)),
+            (t, quiet) => t.or(quiet),
         };
         let due = [
             self.status.as_ref().map(StatusProbe::next_due),

@@ -1,0 +1,87 @@
+//! Giving freed heap memory back to the operating system once the loop goes
+//! quiet after heavy traffic.
+//!
+//! glibc's allocator keeps the memory of freed buffers for reuse; after a
+//! burst of large messages a daemon would otherwise sit at its peak RSS while
+//! idle. After at least [`TRAFFIC_BEFORE_TRIM`] bytes have moved, the loop waits
+//! at most [`QUIET`] for events, and a wait that ends with none (nothing
+//! happened meanwhile) calls `malloc_trim`, once. Under steady load every wait
+//! ends with events and nothing is trimmed, so the hot path never pays for it.
+//!
+//! Owns that decision only. It must never run while traffic flows, and on
+//! other C libraries it does nothing.
+
+use std::time::Duration;
+
+/// Bytes moved (in and out) since the last trim before another is worth it.
+const TRAFFIC_BEFORE_TRIM: u64 = 64 << 20;
+
+/// How long a loop with a trim pending waits for events before trimming.
+pub const QUIET: Duration = Duration::from_millis(250);
+
+#[derive(Debug, Default)]
+pub struct HeapTrim {
+    /// Bytes moved when the last trim ran.
+    traffic_at_trim: u64,
+    pending: bool,
+}
+
+impl HeapTrim {
+    /// After a turn, with the bytes moved since start.
+    pub fn after_turn(&mut self, traffic: u64) {
+        if traffic.saturating_sub(self.traffic_at_trim) >= TRAFFIC_BEFORE_TRIM {
+            self.pending = true;
+        }
+    }
+
+    /// The longest the next poll may wait, if a trim is pending.
+    pub fn poll_timeout(&self) -> Option<Duration> {
+        self.pending.then_some(QUIET)
+    }
+
+    /// A poll came back with no events: the loop is quiet. Returns whether it trimmed.
+    pub fn on_quiet(&mut self, traffic: u64) -> bool {
+        if !self.pending {
+            return false;
+        }
+        self.pending = false;
+        self.traffic_at_trim = traffic;
+        release_free_memory();
+        true
+    }
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn release_free_memory() {
+    // SAFETY: malloc_trim takes no pointers and only reorganises the
+    // allocator's own free lists; it is safe to call at any time from the
+    // thread that owns the loop.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn release_free_memory() {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trims_once_per_burst_and_only_when_quiet() {
+        let mut trim = HeapTrim::default();
+        trim.after_turn(1 << 20);
+        assert_eq!(trim.poll_timeout(), None, "too little traffic");
+        assert!(!trim.on_quiet(1 << 20));
+        trim.after_turn(TRAFFIC_BEFORE_TRIM);
+        assert_eq!(trim.poll_timeout(), Some(QUIET));
+        assert!(trim.on_quiet(TRAFFIC_BEFORE_TRIM));
+        assert_eq!(trim.poll_timeout(), None);
+        assert!(!trim.on_quiet(TRAFFIC_BEFORE_TRIM), "once per burst");
+        trim.after_turn(TRAFFIC_BEFORE_TRIM + 1);
+        assert_eq!(trim.poll_timeout(), None, "the next burst has not happened");
+        trim.after_turn(2 * TRAFFIC_BEFORE_TRIM);
+        assert!(trim.on_quiet(2 * TRAFFIC_BEFORE_TRIM));
+    }
+}
