@@ -17,6 +17,7 @@ pub mod listener;
 pub mod metrics;
 pub mod outbox;
 pub mod per_ip;
+pub mod pool;
 pub mod process_usage;
 pub mod proxy_header;
 pub mod reactor;
