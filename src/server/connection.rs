@@ -21,6 +21,7 @@ use crate::server::outbox::Outbox;
 use crate::server::per_ip::{EntryId, PerIp, NO_ENTRY};
 use crate::server::settings::Settings;
 use crate::server::stats::Stats;
+use crate::server::tail::Tail;
 use crate::server::timers::Tick;
 use crate::server::transport::Transport;
 
@@ -84,7 +85,7 @@ pub struct Conn {
     pub id: u64,
     pub state: ConnState,
     /// Received bytes not consumed yet: a partial request head or frame header.
-    pub inbuf: Vec<u8>,
+    pub inbuf: Tail,
     pub outbox: Outbox,
     pub deadlines: Deadlines,
     /// The tick the reactor's timer wheel holds for this connection (0: none).
@@ -105,7 +106,7 @@ impl Conn {
             transport,
             id,
             state: ConnState::Request,
-            inbuf: Vec::new(),
+            inbuf: Tail::default(),
             outbox: Outbox::default(),
             deadlines: Deadlines::default(),
             armed: 0,

@@ -28,6 +28,7 @@ pub mod settings;
 pub mod stats;
 pub mod status_probe;
 pub mod supervisor;
+pub mod tail;
 pub mod timers;
 pub mod tls;
 pub mod token;
