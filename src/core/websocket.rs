@@ -53,12 +53,40 @@ pub enum Role {
 }
 
 /// Size limits, checked against a frame's declared length before its payload is buffered.
+/// A connection keeps them as 32 bits each: a limit above 4 GiB - 1 acts as
+/// 4 GiB - 1 (a message is buffered whole, so larger ones are not useful).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// The largest single frame accepted. Default 16 MiB.
     pub max_frame_size: u64,
     /// The largest message (sum of its fragments) accepted. Default 16 MiB.
     pub max_message_size: u64,
+}
+
+/// [`Limits`] as a connection stores them: 32 bits each, so that the state
+/// machine of every idle connection stays six words.
+#[derive(Debug, Clone, Copy)]
+struct StoredLimits {
+    max_frame_size: u32,
+    max_message_size: u32,
+}
+
+impl StoredLimits {
+    fn new(limits: Limits) -> Self {
+        let clamp = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+        StoredLimits {
+            max_frame_size: clamp(limits.max_frame_size),
+            max_message_size: clamp(limits.max_message_size),
+        }
+    }
+
+    fn max_frame_size(self) -> u64 {
+        u64::from(self.max_frame_size)
+    }
+
+    fn max_message_size(self) -> u64 {
+        u64::from(self.max_message_size)
+    }
 }
 
 impl Default for Limits {
@@ -140,7 +168,7 @@ const MAX_UPFRONT_RESERVE: u64 = 256 * 1024;
 #[derive(Debug)]
 pub struct WebSocket {
     role: Role,
-    limits: Limits,
+    limits: StoredLimits,
     state: State,
     /// Client role: the CSPRNG that draws masking keys (§5.3, §10.3). Boxed so
     /// that server-side connections, which never mask, stay one word.
@@ -212,7 +240,7 @@ impl WebSocket {
     fn new(role: Role, limits: Limits, masks: Option<Box<StdRng>>) -> Self {
         WebSocket {
             role,
-            limits,
+            limits: StoredLimits::new(limits),
             state: State::Open,
             masks,
             in_progress: None,
@@ -518,10 +546,10 @@ impl WebSocket {
         if header.opcode.is_control() {
             self.work().control = Vec::with_capacity(len as usize);
         } else if !discard {
-            if len > self.limits.max_frame_size {
+            if len > self.limits.max_frame_size() {
                 return Err(ProtocolError::FrameTooBig {
                     len,
-                    max: self.limits.max_frame_size,
+                    max: self.limits.max_frame_size(),
                 });
             }
             let buffered = match (header.opcode, &self.work().message) {
@@ -531,10 +559,10 @@ impl WebSocket {
                 (_, None) => 0,
             };
             let total = buffered.saturating_add(len);
-            if total > self.limits.max_message_size {
+            if total > self.limits.max_message_size() {
                 return Err(ProtocolError::MessageTooBig {
                     len: total,
-                    max: self.limits.max_message_size,
+                    max: self.limits.max_message_size(),
                 });
             }
             let kind = if header.opcode == OpCode::Binary {
@@ -643,7 +671,7 @@ impl WebSocket {
 
     /// Inflates a compressed message, within the message size limit.
     fn inflate(&mut self, compressed: &[u8], text: bool) -> Result<Vec<u8>, ProtocolError> {
-        let max = self.limits.max_message_size;
+        let max = self.limits.max_message_size();
         match self.deflate.as_mut() {
             Some(deflate) => deflate.inflate(compressed, max, text),
             None => Err(ProtocolError::ReservedBitsSet { rsv: RSV1 }),

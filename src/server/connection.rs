@@ -5,7 +5,9 @@
 //!
 //! Owns the shape of that state only; `driver.rs`, `request.rs` and `session.rs`
 //! move it along. An idle open WebSocket holds no heap memory here: the tail and
-//! the outbox are empty and unallocated, and the session is inline.
+//! the outbox are empty and one null pointer each, and the session is inline.
+//! A `Conn` is one slab entry per connection: keep it small (the `size_probe`
+//! test below holds the bound).
 
 use std::fs::File;
 use std::rc::Rc;
@@ -21,6 +23,7 @@ use crate::server::outbox::Outbox;
 use crate::server::per_ip::{EntryId, PerIp, NO_ENTRY};
 use crate::server::settings::Settings;
 use crate::server::stats::Stats;
+use crate::server::tail::Tail;
 use crate::server::timers::Tick;
 use crate::server::transport::Transport;
 
@@ -84,7 +87,7 @@ pub struct Conn {
     pub id: u64,
     pub state: ConnState,
     /// Received bytes not consumed yet: a partial request head or frame header.
-    pub inbuf: Vec<u8>,
+    pub inbuf: Tail,
     pub outbox: Outbox,
     pub deadlines: Deadlines,
     /// The tick the reactor's timer wheel holds for this connection (0: none).
@@ -105,7 +108,7 @@ impl Conn {
             transport,
             id,
             state: ConnState::Request,
-            inbuf: Vec::new(),
+            inbuf: Tail::default(),
             outbox: Outbox::default(),
             deadlines: Deadlines::default(),
             armed: 0,
@@ -191,11 +194,36 @@ impl Shared {
 
 #[cfg(test)]
 mod size_probe {
+    use std::mem::size_of;
+
+    /// Every open connection is one slab entry: growing `Conn` grows the
+    /// server's memory per idle WebSocket. Print with
+    /// `cargo test --release --lib size_probe -- --nocapture | grep SIZES`.
     #[test]
-    fn print_sizes() {
-        eprintln!("SIZES Conn {} ConnState {} Session {} WebSocket {} Outbox {} Transport {} Deadlines {}",
-            std::mem::size_of::<super::Conn>(), std::mem::size_of::<super::ConnState>(), std::mem::size_of::<super::Session>(),
-            std::mem::size_of::<crate::core::WebSocket>(), std::mem::size_of::<crate::server::outbox::Outbox>(),
-            std::mem::size_of::<crate::server::transport::Transport>(), std::mem::size_of::<crate::server::deadlines::Deadlines>());
+    #[cfg(target_pointer_width = "64")]
+    fn a_connection_stays_small() {
+        let sizes = [
+            ("Conn", size_of::<super::Conn>(), 136),
+            ("ConnState", size_of::<super::ConnState>(), 64),
+            ("Session", size_of::<super::Session>(), 64),
+            ("WebSocket", size_of::<crate::core::WebSocket>(), 48),
+            ("Outbox", size_of::<crate::server::outbox::Outbox>(), 8),
+            ("Tail", size_of::<crate::server::tail::Tail>(), 8),
+            (
+                "Transport",
+                size_of::<crate::server::transport::Transport>(),
+                16,
+            ),
+            (
+                "Deadlines",
+                size_of::<crate::server::deadlines::Deadlines>(),
+                20,
+            ),
+        ];
+        let line: Vec<String> = sizes.iter().map(|(n, s, _)| format!("{n} {s}")).collect();
+        eprintln!("SIZES {}", line.join(" "));
+        for (name, size, most) in sizes {
+            assert!(size <= most, "{name} is {size} bytes, more than {most}");
+        }
     }
 }

@@ -222,7 +222,7 @@ impl Conn {
             }
         }
         if pos < data.len() && !matches!(self.state, ConnState::Closing | ConnState::Draining) {
-            self.inbuf = data[pos..].to_vec();
+            self.inbuf.set(&data[pos..]);
         }
     }
 
@@ -341,7 +341,7 @@ impl Conn {
         if let ConnState::WebSocket(session) = previous {
             session_ended(session, Peer { key, id: self.id }, sh);
         }
-        self.inbuf = Vec::new();
+        self.inbuf.clear();
         self.deadlines.clear_all();
         self.deadlines
             .set(Deadline::Close, sh.now + sh.settings.close_ticks);

@@ -1,24 +1,36 @@
 //! A connection's pending output: owned bytes and shared (broadcast) frames, written
-//! with one vectored write per attempt, and released entirely once drained.
+//! with one vectored write per attempt, and handed back entirely once drained.
 //!
 //! Owns ordering, corking and partial-write bookkeeping. It must never decide
-//! limits or policy (the driver does) or build a frame (the core does), and
-//! holds no allocation while empty.
+//! limits or policy (the driver does) or build a frame (the core does). An
+//! empty outbox is one null pointer: the queue lives in a box that exists only
+//! while bytes wait, and a drained box (its queue and one corking buffer of at
+//! most [`MAX_POOLED_BYTES`]) goes to the thread's [`Pool`] for the next
+//! connection that sends, so a busy turn allocates nothing once warm.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 use std::rc::Rc;
 
 use crate::core::OwnedFrame;
+use crate::server::pool::{Pool, MAX_POOLED_BYTES};
 
 /// Buffers below this size take further small appends (corking).
 const COALESCE_LIMIT: usize = 64 * 1024;
-/// The first capacity of the corking buffer of an empty queue.
+/// The first capacity of a corking buffer made for an empty queue.
 const CORK_INITIAL: usize = 1000;
 /// Frame payloads at least this large are queued whole, without copying.
 pub const ZERO_COPY_MIN: usize = 4 * 1024;
 /// The most slices handed to one `writev`.
 const MAX_IOVECS: usize = 64;
+/// Drained queues kept per thread for reuse.
+const POOLED_QUEUES: usize = 256;
+/// A pooled queue whose ring grew past this many chunks is freed instead.
+const POOLED_CHUNKS: usize = 64;
+
+thread_local! {
+    static QUEUES: Pool<Box<Queue>> = const { Pool::new(POOLED_QUEUES) };
+}
 
 #[derive(Debug)]
 enum Chunk {
@@ -49,58 +61,46 @@ pub enum Flushed {
     Partial,
 }
 
+/// One connection's queue: `None` exactly while nothing waits.
 #[derive(Debug, Default)]
 pub struct Outbox {
+    queue: Option<Box<Queue>>,
+}
+
+/// What a non-empty outbox holds.
+#[derive(Debug, Default)]
+struct Queue {
     chunks: VecDeque<Chunk>,
     /// Bytes of the front chunk already written.
     offset: usize,
     /// Bytes still to write.
     len: usize,
+    /// An emptied corking buffer kept for the next one (capacity only).
+    spare: Vec<u8>,
 }
 
 impl Outbox {
     pub fn len(&self) -> usize {
-        self.len
+        self.queue.as_ref().map_or(0, |q| q.len)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.queue.is_none()
     }
 
     /// Lets `fill` append bytes to the end of the queue; returns how many it added.
     pub fn append(&mut self, fill: impl FnOnce(&mut Vec<u8>)) -> usize {
-        let reuse = matches!(self.chunks.back(), Some(Chunk::Buffer(v)) if v.len() < COALESCE_LIMIT)
-            && !(self.chunks.len() == 1 && self.offset > 0);
-        if !reuse {
-            // The first buffer of an empty queue gets room for a turn's worth
-            // of small frames at once, instead of a doubling series from 8
-            // bytes (small enough for the allocator's per-thread cache); a
-            // buffer behind a whole payload usually holds one frame header.
-            let buffer = if self.chunks.is_empty() {
-                Vec::with_capacity(CORK_INITIAL)
-            } else {
-                Vec::new()
-            };
-            self.chunks.push_back(Chunk::Buffer(buffer));
-        }
-        let Some(Chunk::Buffer(tail)) = self.chunks.back_mut() else {
-            return 0;
-        };
-        let before = tail.len();
-        fill(tail);
-        let added = tail.len() - before;
-        if added == 0 && tail.is_empty() {
-            self.chunks.pop_back();
-        }
-        self.len += added;
+        let added = self.queue().append(fill);
+        self.release_if_empty();
         added
     }
 
     /// Queues a buffer without copying it.
     pub fn push_owned(&mut self, bytes: Vec<u8>) {
         if !bytes.is_empty() {
-            self.len += bytes.len();
-            self.chunks.push_back(Chunk::Whole(bytes));
+            let queue = self.queue();
+            queue.len += bytes.len();
+            queue.chunks.push_back(Chunk::Whole(bytes));
         }
     }
 
@@ -121,13 +121,115 @@ impl Outbox {
     /// Queues a frame shared with other connections' queues.
     pub fn push_shared(&mut self, frame: Rc<[u8]>) {
         if !frame.is_empty() {
-            self.len += frame.len();
-            self.chunks.push_back(Chunk::Shared(frame));
+            let queue = self.queue();
+            queue.len += frame.len();
+            queue.chunks.push_back(Chunk::Shared(frame));
         }
     }
 
     /// Writes until the queue is empty or the writer would block; returns the bytes written.
     pub fn write_to<W: Write>(&mut self, w: &mut W) -> io::Result<(Flushed, usize)> {
+        let Some(queue) = self.queue.as_mut() else {
+            return Ok((Flushed::All, 0));
+        };
+        let result = queue.write_to(w);
+        self.release_if_empty();
+        result
+    }
+
+    /// Hands queued bytes to `sink` in order until it takes none or all are
+    /// gone, consuming what it took; returns how many. For transports that
+    /// transform bytes before the socket (TLS).
+    pub fn drain_into(
+        &mut self,
+        sink: impl FnMut(&[u8]) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        let Some(queue) = self.queue.as_mut() else {
+            return Ok(0);
+        };
+        let result = queue.drain_into(sink);
+        self.release_if_empty();
+        result
+    }
+
+    /// Drops everything queued (the connection is going away).
+    pub fn clear(&mut self) {
+        if let Some(queue) = self.queue.take() {
+            recycle(queue);
+        }
+    }
+
+    /// The queue, taken from the pool (or made) if there is none yet.
+    fn queue(&mut self) -> &mut Queue {
+        self.queue.get_or_insert_with(|| {
+            QUEUES
+                .try_with(Pool::take)
+                .ok()
+                .flatten()
+                .unwrap_or_default()
+        })
+    }
+
+    fn release_if_empty(&mut self) {
+        if self.queue.as_ref().is_some_and(|q| q.len == 0) {
+            self.clear();
+        }
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
+
+/// Empties `queue` and keeps it for reuse, within the pool's bounds.
+fn recycle(mut queue: Box<Queue>) {
+    while let Some(chunk) = queue.chunks.pop_front() {
+        queue.keep_spare(chunk);
+    }
+    if queue.chunks.capacity() > POOLED_CHUNKS {
+        queue.chunks = VecDeque::new();
+    }
+    queue.offset = 0;
+    queue.len = 0;
+    let _ = QUEUES.try_with(|pool| pool.put(queue));
+}
+
+impl Queue {
+    fn append(&mut self, fill: impl FnOnce(&mut Vec<u8>)) -> usize {
+        let reuse = matches!(self.chunks.back(), Some(Chunk::Buffer(v)) if v.len() < COALESCE_LIMIT)
+            && !(self.chunks.len() == 1 && self.offset > 0);
+        if !reuse {
+            // A kept buffer first; else the first buffer of an empty queue
+            // gets room for a turn's worth of small frames at once, instead
+            // of a doubling series from 8 bytes, and a buffer behind a whole
+            // payload (usually one frame header) starts small.
+            let buffer = if self.spare.capacity() > 0 {
+                std::mem::take(&mut self.spare)
+            } else if self.chunks.is_empty() {
+                Vec::with_capacity(CORK_INITIAL)
+            } else {
+                Vec::new()
+            };
+            self.chunks.push_back(Chunk::Buffer(buffer));
+        }
+        let Some(Chunk::Buffer(tail)) = self.chunks.back_mut() else {
+            return 0;
+        };
+        let before = tail.len();
+        fill(tail);
+        let added = tail.len() - before;
+        if added == 0 && tail.is_empty() {
+            if let Some(chunk) = self.chunks.pop_back() {
+                self.keep_spare(chunk);
+            }
+        }
+        self.len += added;
+        added
+    }
+
+    fn write_to<W: Write>(&mut self, w: &mut W) -> io::Result<(Flushed, usize)> {
         let mut written = 0;
         while self.len > 0 {
             let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
@@ -159,10 +261,7 @@ impl Outbox {
         Ok((Flushed::All, written))
     }
 
-    /// Hands queued bytes to `sink` in order until it takes none or all are
-    /// gone, consuming what it took; returns how many. For transports that
-    /// transform bytes before the socket (TLS).
-    pub fn drain_into(
+    fn drain_into(
         &mut self,
         mut sink: impl FnMut(&[u8]) -> io::Result<usize>,
     ) -> io::Result<usize> {
@@ -178,11 +277,6 @@ impl Outbox {
         Ok(total)
     }
 
-    /// Drops everything queued (the connection is going away).
-    pub fn clear(&mut self) {
-        *self = Outbox::default();
-    }
-
     fn consume(&mut self, mut n: usize) {
         self.len -= n;
         while n > 0 {
@@ -193,16 +287,24 @@ impl Outbox {
             if n >= left {
                 n -= left;
                 self.offset = 0;
-                self.chunks.pop_front();
+                if let Some(chunk) = self.chunks.pop_front() {
+                    self.keep_spare(chunk);
+                }
             } else {
                 self.offset += n;
                 n = 0;
             }
         }
-        if self.len == 0 {
-            // Release the queue's own allocation too: an idle connection holds nothing.
-            self.chunks = VecDeque::new();
-            self.offset = 0;
+    }
+
+    /// Keeps a written corking buffer's room for the next one, if there is
+    /// no spare yet and it is not oversized; anything else is dropped.
+    fn keep_spare(&mut self, chunk: Chunk) {
+        if let Chunk::Buffer(mut buffer) = chunk {
+            if self.spare.capacity() == 0 && buffer.capacity() <= MAX_POOLED_BYTES {
+                buffer.clear();
+                self.spare = buffer;
+            }
         }
     }
 }
@@ -254,11 +356,53 @@ mod tests {
             assert!(rounds < 100);
         }
         assert_eq!(w.out, b"hello shared owned tail");
-        assert_eq!(
-            ob.chunks.capacity(),
-            0,
-            "a drained outbox holds no allocation"
-        );
+        assert!(ob.queue.is_none(), "a drained outbox holds no allocation");
+    }
+
+    fn queue(ob: &Outbox) -> &Queue {
+        ob.queue.as_deref().expect("bytes are queued")
+    }
+
+    #[test]
+    fn a_drained_queue_and_its_buffer_are_reused() {
+        let mut ob = Outbox::default();
+        ob.append(|v| v.extend_from_slice(b"first turn"));
+        let first = queue(&ob) as *const Queue;
+        let Some(Chunk::Buffer(buffer)) = queue(&ob).chunks.front() else {
+            panic!("a corking buffer");
+        };
+        let buffer_ptr = buffer.as_ptr();
+        let mut sink = Vec::new();
+        assert_eq!(ob.write_to(&mut sink).unwrap(), (Flushed::All, 10));
+        assert!(ob.is_empty());
+        ob.append(|v| v.extend_from_slice(b"second"));
+        assert_eq!(queue(&ob) as *const Queue, first, "the same box");
+        let Some(Chunk::Buffer(buffer)) = queue(&ob).chunks.front() else {
+            panic!("a corking buffer");
+        };
+        assert_eq!(buffer.as_ptr(), buffer_ptr, "the same buffer");
+        ob.clear();
+        assert_eq!(ob.len(), 0);
+    }
+
+    #[test]
+    fn an_oversized_buffer_is_not_kept() {
+        let mut ob = Outbox::default();
+        ob.append(|v| v.resize(MAX_POOLED_BYTES + 1, 0));
+        let mut sink = Vec::new();
+        ob.write_to(&mut sink).unwrap();
+        ob.append(|v| v.push(1));
+        let Some(Chunk::Buffer(buffer)) = queue(&ob).chunks.front() else {
+            panic!("a corking buffer");
+        };
+        assert!(buffer.capacity() <= MAX_POOLED_BYTES);
+    }
+
+    #[test]
+    fn an_append_of_nothing_leaves_it_empty() {
+        let mut ob = Outbox::default();
+        assert_eq!(ob.append(|_| {}), 0);
+        assert!(ob.is_empty());
     }
 
     #[test]
@@ -269,12 +413,12 @@ mod tests {
         ob.push_owned(payload);
         ob.append(|v| v.extend_from_slice(b"next header"));
         assert_eq!(
-            ob.chunks.len(),
+            queue(&ob).chunks.len(),
             2,
             "the header goes into a chunk of its own"
         );
         assert_eq!(
-            ob.chunks[0].bytes().as_ptr(),
+            queue(&ob).chunks[0].bytes().as_ptr(),
             ptr,
             "the payload was not moved"
         );
@@ -286,7 +430,7 @@ mod tests {
         for _ in 0..100 {
             ob.append(|v| v.extend_from_slice(b"0123456789"));
         }
-        assert_eq!(ob.chunks.len(), 1);
+        assert_eq!(queue(&ob).chunks.len(), 1);
         assert_eq!(ob.len(), 1000);
     }
 }
