@@ -359,8 +359,8 @@ impl WebSocket {
         if !header.fin
             || header.rsv != 0
             || !masked_as_expected
-            || len > self.limits.max_frame_size
-            || len > self.limits.max_message_size
+            || len > self.limits.max_frame_size()
+            || len > self.limits.max_message_size()
             || len > (input.len() - head_len) as u64
         {
             return None;

@@ -7,7 +7,7 @@
 //! Owns only keeping those bytes. It must never interpret them (the driver
 //! and the core do).
 
-use std::ops::Deref;
+use std::ops::{Deref, DerefMut};
 
 use crate::server::pool::{Pool, MAX_POOLED_BYTES};
 
@@ -64,6 +64,15 @@ impl Deref for Tail {
 
     fn deref(&self) -> &[u8] {
         self.held.as_deref().map_or(&[], |h| h.bytes.as_slice())
+    }
+}
+
+impl DerefMut for Tail {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        match self.held.as_deref_mut() {
+            Some(held) => held.bytes.as_mut_slice(),
+            None => &mut [],
+        }
     }
 }
 
