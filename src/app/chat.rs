@@ -318,9 +318,11 @@ mod tests {
     /// What the fan-out would deliver: each publication's text and recipients.
     fn fanned_out(fx: &mut Effects) -> Vec<(String, Vec<ConnKey>)> {
         let mut seen = Vec::new();
-        fx.drain_publications(|m, keys, skip| {
-            let to = keys.iter().copied().filter(|&k| Some(k) != skip).collect();
-            seen.push((String::from_utf8(m.data.clone()).unwrap(), to));
+        fx.drain_publications(|run, keys, skip| {
+            for m in run.messages() {
+                let to = keys.iter().copied().filter(|&k| Some(k) != skip).collect();
+                seen.push((String::from_utf8(m.data.clone()).unwrap(), to));
+            }
         });
         seen
     }

@@ -236,6 +236,36 @@ struct Publication {
     to_sender: bool,
 }
 
+/// Consecutive publications to one topic from one sender, fanned out together
+/// so that a member gets them as one shared frame when it can.
+#[derive(Debug, Clone, Copy)]
+pub struct Run<'a> {
+    /// Where the run starts among this fan-out's publications: tells runs apart.
+    start: usize,
+    publications: &'a [Publication],
+}
+
+impl<'a> Run<'a> {
+    /// Tells this run from the other runs of the same fan-out.
+    pub fn id(&self) -> usize {
+        self.start
+    }
+
+    /// How many messages (never 0).
+    pub fn len(&self) -> usize {
+        self.publications.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.publications.is_empty()
+    }
+
+    /// The messages, in order.
+    pub fn messages(&self) -> impl Iterator<Item = &'a Message> + Clone {
+        self.publications.iter().map(|p| &p.message)
+    }
+}
+
 /// What a handler asked for, in order. Reused from event to event, so handling a
 /// message allocates nothing here once the buffers have grown.
 #[derive(Debug, Default)]
@@ -391,17 +421,37 @@ impl Effects {
         !self.publications.is_empty()
     }
 
-    /// Fans out each publication in order: `deliver` gets the message, a batch
-    /// of subscribers, and the one key to skip (the sender). Clears them.
+    /// Fans out the publications in order, a [`Run`] at a time (consecutive
+    /// publications to one topic of one handler from one sender): `deliver`
+    /// gets the run, a batch of subscribers (a run may come with several), and
+    /// the one key to skip (the sender). Clears them.
     pub fn drain_publications(
         &mut self,
-        mut deliver: impl FnMut(&Message, &[ConnKey], Option<ConnKey>),
+        mut deliver: impl FnMut(Run<'_>, &[ConnKey], Option<ConnKey>),
     ) {
-        for p in self.publications.drain(..) {
-            p.handler.subscribers(p.topic, &mut |keys| {
-                deliver(&p.message, keys, p.sender);
+        let publications = std::mem::take(&mut self.publications);
+        let mut start = 0;
+        while let Some(first) = publications.get(start) {
+            let same = publications[start + 1..]
+                .iter()
+                .take_while(|p| {
+                    p.topic == first.topic
+                        && p.sender == first.sender
+                        && Rc::ptr_eq(&p.handler, &first.handler)
+                })
+                .count();
+            let end = start + 1 + same;
+            let run = Run {
+                start,
+                publications: &publications[start..end],
+            };
+            first.handler.subscribers(first.topic, &mut |keys| {
+                deliver(run, keys, first.sender);
             });
+            start = end;
         }
+        self.publications = publications;
+        self.publications.clear();
     }
 }
 
@@ -435,9 +485,11 @@ mod tests {
 
     fn drain(fx: &mut Effects) -> Vec<(Vec<u8>, Vec<ConnKey>)> {
         let mut seen = Vec::new();
-        fx.drain_publications(|m, keys, skip| {
-            let to = keys.iter().copied().filter(|&k| Some(k) != skip).collect();
-            seen.push((m.data.clone(), to));
+        fx.drain_publications(|run, keys, skip| {
+            for m in run.messages() {
+                let to = keys.iter().copied().filter(|&k| Some(k) != skip).collect();
+                seen.push((m.data.clone(), to));
+            }
         });
         seen
     }
@@ -454,6 +506,32 @@ mod tests {
             vec![(b"a".to_vec(), vec![1, 3]), (b"b".to_vec(), vec![1])]
         );
         assert!(!fx.has_publications());
+    }
+
+    #[test]
+    fn consecutive_publications_to_one_topic_from_one_sender_make_one_run() {
+        let handler: Rc<dyn RouteHandler> = Rc::new(Counting);
+        let mut fx = Effects::default();
+        fx.set_origin(Some(2), &handler);
+        fx.publish(text("a"), 3, false);
+        fx.publish(text("b"), 3, false);
+        fx.publish(text("c"), 1, false);
+        fx.set_origin(Some(5), &handler);
+        fx.publish(text("d"), 1, false);
+        fx.publish(text("e"), 1, false);
+        let mut runs = Vec::new();
+        fx.drain_publications(|run, _, skip| {
+            let texts: String = run.messages().filter_map(|m| m.text()).collect();
+            runs.push((run.id(), run.len(), texts, skip));
+        });
+        assert_eq!(
+            runs,
+            vec![
+                (0, 2, "ab".to_owned(), Some(2)),
+                (2, 1, "c".to_owned(), Some(2)),
+                (3, 2, "de".to_owned(), Some(5)),
+            ]
+        );
     }
 
     #[test]

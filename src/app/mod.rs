@@ -31,8 +31,8 @@ use crate::core::http::write_closing_response;
 use crate::core::{Headers, Message, Request, Upgrade};
 use auth::{authenticate, AuthFailure};
 pub use handler::{
-    BackendEnd, BackendSpec, ConnKey, Effects, Opening, Peer, Relay, RouteHandler, Slot, Stream,
-    Topic,
+    BackendEnd, BackendSpec, ConnKey, Effects, Opening, Peer, Relay, RouteHandler, Run, Slot,
+    Stream, Topic,
 };
 use policy::{choose_compression, choose_protocol, origin_allowed, ProtocolChoice};
 use static_files::{HttpReply, StaticFiles};
@@ -70,7 +70,12 @@ impl RouteTraffic {
 
     /// One message of `len` bytes was queued for a connection.
     pub fn sent(&self, len: usize) {
-        bump(&self.messages_out, 1);
+        self.sent_many(1, len);
+    }
+
+    /// `count` messages of `len` bytes in all were queued for a connection.
+    pub fn sent_many(&self, count: u64, len: usize) {
+        bump(&self.messages_out, count);
         bump(&self.payload_bytes_out, len as u64);
     }
 }

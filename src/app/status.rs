@@ -220,9 +220,11 @@ mod tests {
         fx.set_origin(None, &status);
         status.status(&snapshot, &mut fx);
         let mut seen = Vec::new();
-        fx.drain_publications(|m, keys, skip| {
+        fx.drain_publications(|run, keys, skip| {
             assert_eq!(skip, None);
-            seen.push((m.text().unwrap_or_default().to_owned(), keys.to_vec()));
+            for m in run.messages() {
+                seen.push((m.text().unwrap_or_default().to_owned(), keys.to_vec()));
+            }
         });
         assert_eq!(seen.len(), 1);
         let (text, keys) = &seen[0];

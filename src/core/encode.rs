@@ -87,6 +87,23 @@ pub fn encode_shared(encoding: Encoding, kind: MessageKind, payload: &[u8]) -> S
     Rc::from(out)
 }
 
+/// Several messages' unmasked, uncompressed frames back to back, shared by
+/// every recipient that takes them that way (`Encoding::Plain`): a member
+/// of a room gets a run of broadcasts as one buffer.
+pub fn encode_shared_run<'a>(
+    messages: impl Iterator<Item = (MessageKind, &'a [u8])> + Clone,
+) -> SharedFrame {
+    let len = messages
+        .clone()
+        .map(|(_, payload)| FrameHeader::encoded_len(payload.len() as u64, false) + payload.len())
+        .sum();
+    let mut out = Vec::with_capacity(len);
+    for (kind, payload) in messages {
+        encode_message(&mut out, 0, kind, payload, None);
+    }
+    Rc::from(out)
+}
+
 /// Appends one message as a single frame with `rsv` to `out`, masked with
 /// `mask` if given.
 pub(crate) fn encode_message(

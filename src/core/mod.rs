@@ -57,7 +57,7 @@ mod tests;
 pub use client_handshake::{Accepted, ClientHandshake};
 pub use close::CloseFrame;
 pub use close_code::CloseCode;
-pub use encode::{encode_shared, Encoding, FrameHead, OwnedFrame, SharedFrame};
+pub use encode::{encode_shared, encode_shared_run, Encoding, FrameHead, OwnedFrame, SharedFrame};
 pub use error::{HandshakeError, ProtocolError};
 pub use frame::{encode_frame, FrameHeader, OpCode};
 pub use handshake::{accept_key, write_accept_response, Upgrade};

@@ -23,7 +23,6 @@ use crate::app::App;
 use crate::app::Stream;
 use crate::config::{Config, ProxyProtocol};
 use crate::core::http::write_closing_response;
-use crate::core::{Encoding, SharedFrame};
 use crate::logging;
 use crate::logging::LogLimiter;
 use crate::server::backplane::Backplane;
@@ -35,7 +34,7 @@ use crate::server::heap_trim::HeapTrim;
 use crate::server::listener::Listener;
 use crate::server::per_ip::NO_ENTRY;
 use crate::server::reload;
-use crate::server::session::Delivery;
+use crate::server::session::{Delivery, RunFrames};
 use crate::server::settings::Settings;
 use crate::server::stats::Stats;
 use crate::server::status_probe::StatusProbe;
@@ -57,8 +56,8 @@ pub struct Reactor {
     fired: Vec<(usize, Tick)>,
     /// Connections with output queued this turn, flushed once at its end (corking).
     to_flush: Vec<usize>,
-    /// One broadcast's frame per encoding in use, while fanning it out.
-    frames: Vec<(Encoding, SharedFrame)>,
+    /// One run of broadcasts' frames, encoded once, while fanning it out.
+    frames: RunFrames,
     next_id: u64,
     /// Accepting resumes at this tick (0: not paused).
     accept_paused_until: Tick,
@@ -124,7 +123,7 @@ impl Reactor {
             wheel: TimerWheel::new(Instant::now()),
             fired: Vec::new(),
             to_flush: Vec::new(),
-            frames: Vec::new(),
+            frames: RunFrames::default(),
             next_id: 1,
             accept_paused_until: 0,
             shutdown_deadline: None,
@@ -481,8 +480,7 @@ impl Reactor {
             return;
         }
         let mut fx = std::mem::take(&mut self.shared.fx);
-        fx.drain_publications(|message, subscribers, sender| {
-            self.frames.clear();
+        fx.drain_publications(|run, subscribers, sender| {
             for &key in subscribers {
                 if Some(key) == sender {
                     continue;
@@ -491,7 +489,7 @@ impl Reactor {
                     continue;
                 };
                 // The bookkeeping of `settle`, while the connection is at hand.
-                let delivery = conn.deliver_shared(message, &mut self.frames, &mut self.shared);
+                let delivery = conn.deliver_run(run, &mut self.frames, &mut self.shared);
                 if delivery != Delivery::Skipped && !conn.flush_queued {
                     conn.flush_queued = true;
                     self.to_flush.push(key);

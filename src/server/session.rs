@@ -12,10 +12,11 @@ use std::rc::Rc;
 
 use log::debug;
 
-use crate::app::Peer;
+use crate::app::{Peer, Run};
 use crate::config::SlowConsumerPolicy;
 use crate::core::{
-    encode_shared, CloseCode, Encoding, Event, Message, MessageRef, SharedFrame, State,
+    encode_shared, encode_shared_run, CloseCode, Encoding, Event, Message, MessageRef, SharedFrame,
+    State,
 };
 use crate::server::connection::{Conn, ConnState, Session, Shared};
 use crate::server::deadlines::Deadline;
@@ -31,6 +32,37 @@ enum Outgoing<'a> {
     Owned(Message),
 }
 
+/// The frames of one run of broadcasts, encoded once and shared by every
+/// member that takes them: the run's plain frames back to back, and each
+/// message's frame per encoding for members that take them one by one.
+#[derive(Debug, Default)]
+pub struct RunFrames {
+    /// The run these frames belong to.
+    run: Option<usize>,
+    joined: Option<SharedFrame>,
+    each: Vec<Vec<(Encoding, SharedFrame)>>,
+}
+
+impl RunFrames {
+    /// Forgets the frames of another run.
+    fn start(&mut self, run: Run<'_>) {
+        if self.run != Some(run.id()) {
+            self.run = Some(run.id());
+            self.joined = None;
+            self.each.iter_mut().for_each(Vec::clear);
+            self.each
+                .resize_with(run.len().max(self.each.len()), Vec::new);
+        }
+    }
+
+    /// Drops every frame (the fan-out is over).
+    pub fn clear(&mut self) {
+        self.run = None;
+        self.joined = None;
+        self.each.clear();
+    }
+}
+
 /// What delivering a broadcast to one connection did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Delivery {
@@ -40,6 +72,17 @@ pub enum Delivery {
     Queued,
     /// Over the send limit: a close 1008 is queued and a close deadline set.
     Closing,
+}
+
+impl Delivery {
+    /// What two deliveries to one connection did together.
+    fn or(self, other: Delivery) -> Delivery {
+        match (self, other) {
+            (Delivery::Closing, _) | (_, Delivery::Closing) => Delivery::Closing,
+            (Delivery::Queued, _) | (_, Delivery::Queued) => Delivery::Queued,
+            _ => Delivery::Skipped,
+        }
+    }
 }
 
 /// Counts one message against `max_messages_per_sec` (a one-second window
@@ -257,6 +300,42 @@ impl Conn {
         if self.outbox.len() > sh.settings.max_send_buffer {
             self.close_slow_consumer(sh);
         }
+    }
+
+    /// Queues a run of another connection's broadcasts for this one. A member
+    /// that takes plain frames gets the whole run as one shared buffer (one
+    /// slice to write instead of one per message) when it fits the send limit;
+    /// otherwise each message goes as [`Conn::deliver_shared`] sends it, with
+    /// the send limit applied message by message.
+    pub fn deliver_run(
+        &mut self,
+        run: Run<'_>,
+        frames: &mut RunFrames,
+        sh: &mut Shared,
+    ) -> Delivery {
+        frames.start(run);
+        let ConnState::WebSocket(session) = &mut self.state else {
+            return Delivery::Skipped;
+        };
+        let takes_plain = session.ws.deflate().is_none()
+            && session.ws.shared_encoding(0) == Some(Encoding::Plain);
+        if run.len() > 1 && takes_plain {
+            let joined = frames.joined.get_or_insert_with(|| {
+                encode_shared_run(run.messages().map(|m| (m.kind, m.data.as_slice())))
+            });
+            if self.outbox.len() + joined.len() <= sh.settings.max_send_buffer {
+                self.outbox.push_shared(Rc::clone(joined));
+                let payload = run.messages().map(|m| m.data.len()).sum();
+                sh.stats.messages_out += run.len() as u64;
+                session.route.traffic.sent_many(run.len() as u64, payload);
+                return Delivery::Queued;
+            }
+        }
+        let mut outcome = Delivery::Skipped;
+        for (message, each) in run.messages().zip(frames.each.iter_mut()) {
+            outcome = outcome.or(self.deliver_shared(message, each, sh));
+        }
+        outcome
     }
 
     /// Queues another connection's broadcast for this one, sharing the frame
