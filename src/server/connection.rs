@@ -1,6 +1,6 @@
 //! One connection's state in the reactor's slab: its transport, where it is in
 //! its life ([`ConnState`], each variant holding what that state needs), the
-//! unconsumed input tail, the output queue and its deadlines. Also [`Shared`],
+//! unconsumed input tail, the output queue and its one deadline. Also [`Shared`],
 //! what every connection's driver borrows from the reactor for one call.
 //!
 //! Owns the shape of that state only; `driver.rs`, `request.rs` and `session.rs`
@@ -203,7 +203,7 @@ mod size_probe {
     #[cfg(target_pointer_width = "64")]
     fn a_connection_stays_small() {
         let sizes = [
-            ("Conn", size_of::<super::Conn>(), 136),
+            ("Conn", size_of::<super::Conn>(), 128),
             ("ConnState", size_of::<super::ConnState>(), 64),
             ("Session", size_of::<super::Session>(), 64),
             ("WebSocket", size_of::<crate::core::WebSocket>(), 48),
@@ -217,7 +217,7 @@ mod size_probe {
             (
                 "Deadlines",
                 size_of::<crate::server::deadlines::Deadlines>(),
-                20,
+                8,
             ),
         ];
         let line: Vec<String> = sizes.iter().map(|(n, s, _)| format!("{n} {s}")).collect();

@@ -1,7 +1,13 @@
-//! A connection's deadlines, one per kind, so each timeout has a name of its own
-//! instead of one overloaded timestamp.
+//! A connection's deadline, with the kind it is, so each timeout has a name of
+//! its own instead of one overloaded timestamp.
 //!
-//! Owns the table and which deadline comes first. It must never decide what a
+//! A connection has at most one deadline at a time: each state has one kind
+//! (Request in the HTTP request states, Transfer in `FileBody`, Ping or else
+//! Pong on an open WebSocket, Close once closing), and every state change
+//! clears it first. So one slot holds it, and setting a kind replaces any other;
+//! clearing or asking about a kind sees only that kind.
+//!
+//! Owns that slot and which deadline comes first. It must never decide what a
 //! passed deadline means: the connection driver does.
 
 use crate::server::timers::Tick;
@@ -21,30 +27,42 @@ pub enum Deadline {
     Close,
 }
 
-const KINDS: usize = 5;
-
-/// Ticks by kind; 0 means unset.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+/// The one deadline set, and its kind; `at` 0 means unset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Deadlines {
-    at: [Tick; KINDS],
+    at: Tick,
+    kind: Deadline,
+}
+
+impl Default for Deadlines {
+    fn default() -> Self {
+        Deadlines {
+            at: 0,
+            kind: Deadline::Request,
+        }
+    }
 }
 
 impl Deadlines {
+    /// Sets `kind` at `at`, replacing whatever deadline was set.
     pub fn set(&mut self, kind: Deadline, at: Tick) {
-        self.at[kind as usize] = at;
+        *self = Deadlines { at, kind };
     }
 
+    /// Unsets `kind` (a deadline of another kind stays).
     pub fn clear(&mut self, kind: Deadline) {
-        self.at[kind as usize] = 0;
+        if self.kind == kind {
+            self.at = 0;
+        }
     }
 
     /// Unsets every deadline (the connection changed state).
     pub fn clear_all(&mut self) {
-        self.at = [0; KINDS];
+        self.at = 0;
     }
 
     pub fn get(&self, kind: Deadline) -> Option<Tick> {
-        Some(self.at[kind as usize]).filter(|&t| t != 0)
+        Some(self.at).filter(|&t| t != 0 && self.kind == kind)
     }
 
     /// Whether `kind` is set and has passed at `now`.
@@ -52,9 +70,9 @@ impl Deadlines {
         self.get(kind).is_some_and(|t| now >= t)
     }
 
-    /// The earliest deadline set.
+    /// The deadline set, if any.
     pub fn next(&self) -> Option<Tick> {
-        self.at.iter().copied().filter(|&t| t != 0).min()
+        Some(self.at).filter(|&t| t != 0)
     }
 }
 
@@ -63,17 +81,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_earliest_set_deadline_comes_next() {
+    fn one_deadline_at_a_time_by_kind() {
         let mut d = Deadlines::default();
         assert_eq!(d.next(), None);
+        assert!(!d.passed(Deadline::Request, 1000), "unset never passes");
         d.set(Deadline::Ping, 50);
-        d.set(Deadline::Close, 20);
-        assert_eq!(d.next(), Some(20));
-        assert!(d.passed(Deadline::Close, 20));
-        assert!(!d.passed(Deadline::Ping, 20));
-        assert!(!d.passed(Deadline::Pong, 1000), "unset never passes");
-        d.clear(Deadline::Close);
         assert_eq!(d.next(), Some(50));
+        assert!(d.passed(Deadline::Ping, 50));
+        assert!(!d.passed(Deadline::Ping, 49));
+        assert!(!d.passed(Deadline::Pong, 1000), "another kind never passes");
+        d.clear(Deadline::Pong);
+        assert_eq!(d.next(), Some(50), "clearing another kind keeps it");
+        d.set(Deadline::Pong, 20);
+        assert_eq!(
+            d.get(Deadline::Ping),
+            None,
+            "setting a kind replaces the other"
+        );
+        assert_eq!(d.next(), Some(20));
+        d.clear(Deadline::Pong);
+        assert_eq!(d.next(), None);
+        d.set(Deadline::Close, 5);
         d.clear_all();
         assert_eq!(d.next(), None);
     }
