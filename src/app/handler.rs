@@ -389,6 +389,19 @@ impl Effects {
         self.echo_at.take()
     }
 
+    /// Whether the handler asked for an echo of the message and nothing else,
+    /// so the caller may skip looking for the rest.
+    pub fn is_echo_only(&self) -> bool {
+        self.echo_at == Some(0)
+            && self.replies.is_empty()
+            && self.publications.is_empty()
+            && self.close.is_none()
+            && self.attach.is_none()
+            && self.to_backend.is_empty()
+            && self.log_lines.is_empty()
+            && self.relays.is_empty()
+    }
+
     /// The close asked for, if any.
     pub fn take_close(&mut self) -> Option<(CloseCode, Cow<'static, str>)> {
         self.close.take()
@@ -481,6 +494,31 @@ mod tests {
             let keys: Vec<ConnKey> = (1..=topic as usize).collect();
             deliver(&keys);
         }
+    }
+
+    #[test]
+    fn an_echo_is_echo_only_until_anything_else_is_asked() {
+        let handler: Rc<dyn RouteHandler> = Rc::new(Counting);
+        let mut fx = Effects::default();
+        fx.set_origin(Some(1), &handler);
+        assert!(!fx.is_echo_only(), "nothing asked");
+        fx.echo();
+        assert!(fx.is_echo_only());
+        fx.log("seen".to_string());
+        assert!(!fx.is_echo_only(), "a log line too");
+        fx.take_log_lines().for_each(drop);
+        fx.reply(text("first"));
+        assert!(!fx.is_echo_only(), "a reply after the echo");
+        fx.take_replies().for_each(drop);
+        fx.take_echo();
+        fx.reply(text("before"));
+        fx.echo();
+        assert!(!fx.is_echo_only(), "the echo after a reply");
+        fx.take_replies().for_each(drop);
+        fx.take_echo();
+        fx.echo();
+        fx.publish(text("all"), 1, false);
+        assert!(!fx.is_echo_only(), "a publication too");
     }
 
     fn drain(fx: &mut Effects) -> Vec<(Vec<u8>, Vec<ConnKey>)> {

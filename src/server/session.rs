@@ -12,15 +12,16 @@ use std::rc::Rc;
 
 use log::debug;
 
-use crate::app::{Peer, Run};
+use crate::app::{Peer, RouteTraffic, Run};
 use crate::config::SlowConsumerPolicy;
 use crate::core::{
     encode_shared, encode_shared_run, CloseCode, Encoding, Event, Message, MessageRef, SharedFrame,
-    State,
+    State, WebSocket,
 };
 use crate::server::connection::{Conn, ConnState, Session, Shared};
 use crate::server::deadlines::Deadline;
-use crate::server::outbox::ZERO_COPY_MIN;
+use crate::server::outbox::{Outbox, ZERO_COPY_MIN};
+use crate::server::stats::Stats;
 
 /// The longest reason a close frame holds (125 bytes of payload less the code).
 const MAX_CLOSE_REASON: usize = 123;
@@ -100,6 +101,38 @@ fn over_message_rate(session: &mut Session, sh: &Shared) -> bool {
     }
     session.rate_count = session.rate_count.saturating_add(1);
     u32::from(session.rate_count) > limit
+}
+
+/// Encodes one message for this connection's peer into its outbox, and counts
+/// it if the core accepted it (an open connection).
+fn queue_outgoing(
+    message: Outgoing<'_>,
+    ws: &mut WebSocket,
+    outbox: &mut Outbox,
+    traffic: &RouteTraffic,
+    stats: &mut Stats,
+) {
+    let len = match &message {
+        Outgoing::Lent(m) => m.data.len(),
+        Outgoing::Owned(m) => m.data.len(),
+    };
+    let sent = match message {
+        Outgoing::Owned(m) => ws.send_owned(m.kind, m.data).map(|f| outbox.push_frame(f)),
+        // One copy either way; a large one gets a buffer of its own, queued
+        // whole, rather than growing the corking buffer.
+        Outgoing::Lent(m) if len >= ZERO_COPY_MIN => ws
+            .send_owned(m.kind, m.data.to_vec())
+            .map(|f| outbox.push_frame(f)),
+        Outgoing::Lent(m) => {
+            let mut sent = Ok(());
+            outbox.append(|out| sent = ws.send(m.kind, m.data, out));
+            sent
+        }
+    };
+    if sent.is_ok() {
+        stats.messages_out += 1;
+        traffic.sent(len);
+    }
 }
 
 impl Conn {
@@ -243,29 +276,16 @@ impl Conn {
         let traffic = &session.route.traffic;
         let outbox = &mut self.outbox;
         let stats = &mut sh.stats;
-        let mut send = |message: Outgoing<'_>| {
-            let len = match &message {
-                Outgoing::Lent(m) => m.data.len(),
-                Outgoing::Owned(m) => m.data.len(),
-            };
-            let sent = match message {
-                Outgoing::Owned(m) => ws.send_owned(m.kind, m.data).map(|f| outbox.push_frame(f)),
-                // One copy either way; a large one gets a buffer of its own,
-                // queued whole, rather than growing the corking buffer.
-                Outgoing::Lent(m) if len >= ZERO_COPY_MIN => ws
-                    .send_owned(m.kind, m.data.to_vec())
-                    .map(|f| outbox.push_frame(f)),
-                Outgoing::Lent(m) => {
-                    let mut sent = Ok(());
-                    outbox.append(|out| sent = ws.send(m.kind, m.data, out));
-                    sent
-                }
-            };
-            if sent.is_ok() {
-                stats.messages_out += 1;
-                traffic.sent(len);
+        // The echo route's every message: nothing to do but send it back.
+        if let Some(received) = received.filter(|_| sh.fx.is_echo_only()) {
+            sh.fx.take_echo();
+            queue_outgoing(Outgoing::Lent(received), ws, outbox, traffic, stats);
+            if outbox.len() > sh.settings.max_send_buffer {
+                self.close_slow_consumer(sh);
             }
-        };
+            return;
+        }
+        let mut send = |message: Outgoing<'_>| queue_outgoing(message, ws, outbox, traffic, stats);
         let mut echo = sh.fx.take_echo().zip(received);
         for (i, message) in sh.fx.take_replies().enumerate() {
             if let Some((_, received)) = echo.filter(|&(at, _)| at == i) {
