@@ -24,7 +24,7 @@ use crate::server::per_ip::{EntryId, PerIp, NO_ENTRY};
 use crate::server::settings::Settings;
 use crate::server::stats::Stats;
 use crate::server::tail::Tail;
-use crate::server::timers::Tick;
+use crate::server::timers::{Link, Tick};
 use crate::server::transport::Transport;
 
 /// Where a connection is in its life.
@@ -90,8 +90,8 @@ pub struct Conn {
     pub inbuf: Tail,
     pub outbox: Outbox,
     pub deadlines: Deadlines,
-    /// The tick the reactor's timer wheel holds for this connection (0: none).
-    pub armed: Tick,
+    /// Its entry in the reactor's timer wheel (only the wheel changes it).
+    pub timer: Link,
     /// Reading stopped with input possibly left in the socket (backpressure).
     pub read_paused: bool,
     /// In the reactor's list of connections to flush at the end of this turn.
@@ -111,7 +111,7 @@ impl Conn {
             inbuf: Tail::default(),
             outbox: Outbox::default(),
             deadlines: Deadlines::default(),
-            armed: 0,
+            timer: Link::default(),
             read_paused: false,
             flush_queued: false,
             admin: false,
@@ -222,8 +222,9 @@ mod size_probe {
             (
                 "Deadlines",
                 size_of::<crate::server::deadlines::Deadlines>(),
-                8,
+                5,
             ),
+            ("Link", size_of::<crate::server::timers::Link>(), 12),
         ];
         let line: Vec<String> = sizes.iter().map(|(n, s, _)| format!("{n} {s}")).collect();
         eprintln!("SIZES {}", line.join(" "));

@@ -38,7 +38,7 @@ use crate::server::session::{Delivery, RunFrames};
 use crate::server::settings::Settings;
 use crate::server::stats::Stats;
 use crate::server::status_probe::StatusProbe;
-use crate::server::timers::{Tick, TimerWheel, TICK};
+use crate::server::timers::{Link, Links, Tick, TimerWheel, TICK};
 use crate::server::token::{Pipe, Source};
 use crate::server::transport::Transport;
 use crate::server::{connection_limit, ConfigSource};
@@ -53,7 +53,7 @@ pub struct Reactor {
     conns: Slab<Conn>,
     shared: Shared,
     wheel: TimerWheel,
-    fired: Vec<(usize, Tick)>,
+    fired: Vec<usize>,
     /// Connections with output queued this turn, flushed once at its end (corking).
     to_flush: Vec<usize>,
     /// One run of broadcasts' frames, encoded once, while fanning it out.
@@ -495,7 +495,7 @@ impl Reactor {
                     self.to_flush.push(key);
                 }
                 if delivery == Delivery::Closing {
-                    arm(&mut self.wheel, conn, key);
+                    arm(&mut self.wheel, &mut self.conns, key);
                 }
             }
         });
@@ -648,23 +648,19 @@ impl Reactor {
 
     /// Keeps the wheel's entry for `key` at its earliest deadline.
     fn arm(&mut self, key: usize) {
-        if let Some(conn) = self.conns.get_mut(key) {
-            arm(&mut self.wheel, conn, key);
-        }
+        arm(&mut self.wheel, &mut self.conns, key);
     }
 
     fn fire_timers(&mut self) {
         let mut fired = std::mem::take(&mut self.fired);
-        self.wheel.advance(self.shared.now, &mut fired);
-        for (key, tick) in fired.drain(..) {
-            match self.conns.get_mut(key) {
-                // Entries are hints: a stale one (the deadline moved, or the key
-                // was reused) is skipped or re-checked against the deadlines.
-                Some(conn) if conn.armed == tick => {
-                    conn.armed = 0;
-                    self.drive(key, Conn::on_timer);
-                }
-                _ => {}
+        self.wheel
+            .advance(&mut self.conns, self.shared.now, &mut fired);
+        for key in fired.drain(..) {
+            // Entries are hints: one armed before its deadline moved later
+            // fires early, and `on_timer` re-checks the deadlines (then `settle`
+            // arms the moved one). A connection removed meanwhile is skipped.
+            if self.conns.contains(key) {
+                self.drive(key, Conn::on_timer);
             }
         }
         self.fired = fired;
@@ -675,9 +671,12 @@ impl Reactor {
     /// Frees a connection's slot, on every path: a session still open ends (its
     /// handler hears of it), the socket is deregistered and closed.
     fn remove(&mut self, key: usize) {
-        let Some(mut conn) = self.conns.try_remove(key) else {
+        if !self.conns.contains(key) {
             return;
-        };
+        }
+        // The wheel's lists run through the connections: out of it first.
+        self.wheel.cancel(&mut self.conns, key);
+        let mut conn = self.conns.remove(key);
         conn.transport.deregister(self.poll.registry());
         conn.release(key, &mut self.shared);
         if conn.client != NO_ENTRY {
@@ -840,13 +839,20 @@ impl Reactor {
     }
 }
 
-/// Schedules `conn`'s earliest deadline unless an earlier entry is armed already.
-fn arm(wheel: &mut TimerWheel, conn: &mut Conn, key: usize) {
-    if let Some(tick) = conn.deadlines.next() {
-        if conn.armed == 0 || tick < conn.armed {
-            conn.armed = tick;
-            wheel.schedule(key, tick);
-        }
+/// Keeps connection `key`'s wheel entry in step with its one deadline
+/// (`TimerWheel::keep`: an upgraded WebSocket with pings off leaves nothing in
+/// the wheel, not even its request deadline's entry).
+fn arm(wheel: &mut TimerWheel, conns: &mut Slab<Conn>, key: usize) {
+    if let Some(conn) = conns.get(key) {
+        let deadline = conn.deadlines.next();
+        wheel.keep(conns, key, deadline);
+    }
+}
+
+/// The wheel keeps each connection's [`Link`] in the connection.
+impl Links for Slab<Conn> {
+    fn link(&mut self, key: usize) -> &mut Link {
+        &mut self[key].timer
     }
 }
 
