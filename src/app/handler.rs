@@ -46,9 +46,11 @@ pub struct Opening<'a> {
     pub request: &'a Request,
     pub peer: Peer,
     /// The client's address and port (the address a trusted proxy or a PROXY
-    /// header named, if any).
+    /// header named, if any). Only for a handler whose
+    /// [`RouteHandler::uses_addresses`] says so: finding them costs two system
+    /// calls per upgrade.
     pub remote: Option<SocketAddr>,
-    /// The address the connection came in on.
+    /// The address the connection came in on (as `remote`).
     pub local: Option<SocketAddr>,
     pub tls: bool,
     /// Who authenticated, if the route's auth names a user.
@@ -193,6 +195,12 @@ pub trait RouteHandler: fmt::Debug {
     /// list is lent, never copied, however large the room.
     fn subscribers(&self, topic: Topic, deliver: &mut dyn FnMut(&[ConnKey])) {
         let _ = (topic, deliver);
+    }
+
+    /// Whether `open` reads [`Opening::remote`] and [`Opening::local`]; they
+    /// are `None` otherwise.
+    fn uses_addresses(&self) -> bool {
+        false
     }
 
     /// A reload kept this route (same path and kind) with these settings;

@@ -180,6 +180,11 @@ fn piece_len(bytes: &[u8], max: usize) -> usize {
 }
 
 impl RouteHandler for ProcessRoute {
+    /// The program's environment names both ends (`REMOTE_ADDR`, `SERVER_PORT`).
+    fn uses_addresses(&self) -> bool {
+        true
+    }
+
     fn open(&self, opening: &Opening<'_>, fx: &mut Effects) -> Result<Slot, Rejection> {
         let env = self.environment(opening);
         let config = self.config.borrow();

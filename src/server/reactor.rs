@@ -669,7 +669,9 @@ impl Reactor {
     // ---- the end of connections and of the loop ----
 
     /// Frees a connection's slot, on every path: a session still open ends (its
-    /// handler hears of it), the socket is deregistered and closed.
+    /// handler hears of it) and the socket is closed. Closing takes it out of
+    /// the epoll set (nothing else holds the socket: it is close-on-exec and
+    /// never duplicated), so there is no deregister call to make.
     fn remove(&mut self, key: usize) {
         if !self.conns.contains(key) {
             return;
@@ -677,7 +679,6 @@ impl Reactor {
         // The wheel's lists run through the connections: out of it first.
         self.wheel.cancel(&mut self.conns, key);
         let mut conn = self.conns.remove(key);
-        conn.transport.deregister(self.poll.registry());
         conn.release(key, &mut self.shared);
         if conn.client != NO_ENTRY {
             self.shared.per_ip.close(conn.client, self.shared.now);

@@ -224,18 +224,24 @@ impl Conn {
         };
         let peer = Peer { key, id: self.id };
         sh.fx.set_origin(Some(key), &accepted.route.handler);
-        let remote = self.transport.peer_addr().map(|addr| {
-            // The client a PROXY header or a trusted proxy named, if any.
-            match sh.per_ip.ip(self.client) {
-                Some(ip) if ip != addr.ip().to_canonical() => std::net::SocketAddr::new(ip, 0),
-                _ => addr,
-            }
-        });
+        let handler = &accepted.route.handler;
+        let (remote, local) = if handler.uses_addresses() {
+            let remote = self.transport.peer_addr().map(|addr| {
+                // The client a PROXY header or a trusted proxy named, if any.
+                match sh.per_ip.ip(self.client) {
+                    Some(ip) if ip != addr.ip().to_canonical() => std::net::SocketAddr::new(ip, 0),
+                    _ => addr,
+                }
+            });
+            (remote, self.transport.local_addr())
+        } else {
+            (None, None)
+        };
         let opening = Opening {
             request,
             peer,
             remote,
-            local: self.transport.local_addr(),
+            local,
             tls: self.transport.is_tls(),
             user: accepted.user.as_deref(),
             protocol: accepted.protocol.as_deref(),

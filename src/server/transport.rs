@@ -49,10 +49,6 @@ impl Transport {
         registry.register(&mut self.tcp, token, Interest::READABLE)
     }
 
-    pub fn deregister(&mut self, registry: &Registry) {
-        let _ = registry.deregister(&mut self.tcp);
-    }
-
     /// Whether the transport itself has bytes for the socket (TLS records).
     pub fn wants_write(&self) -> bool {
         self.tls.as_ref().is_some_and(|tls| tls.wants_write())
