@@ -199,6 +199,17 @@ impl Sender<'_> {
     pub fn send(&mut self, kind: MessageKind, payload: &[u8]) -> Result<(), NotOpen> {
         self.ws.send(kind, payload, self.output)
     }
+
+    /// Queues a data message of `len` bytes that `fill` writes in place (see
+    /// [`WebSocket::send_with`]).
+    pub fn send_with(
+        &mut self,
+        kind: MessageKind,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> Result<(), NotOpen> {
+        self.ws.send_with(kind, len, self.output, fill)
+    }
 }
 
 /// Handles one received message whose payload is borrowed from the read buffer.
@@ -394,6 +405,22 @@ impl Connection {
     pub fn send(&mut self, kind: MessageKind, payload: &[u8]) -> Result<(), NotOpen> {
         match self.ws.as_mut() {
             Some(ws) if self.phase == Phase::Open => ws.send(kind, payload, &mut self.output),
+            _ => Err(NotOpen),
+        }
+    }
+
+    /// Queues a data message of `len` bytes that `fill` writes in place (see
+    /// [`WebSocket::send_with`]).
+    pub fn send_with(
+        &mut self,
+        kind: MessageKind,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> Result<(), NotOpen> {
+        match self.ws.as_mut() {
+            Some(ws) if self.phase == Phase::Open => {
+                ws.send_with(kind, len, &mut self.output, fill)
+            }
             _ => Err(NotOpen),
         }
     }
