@@ -199,6 +199,17 @@ impl Sender<'_> {
     pub fn send(&mut self, kind: MessageKind, payload: &[u8]) -> Result<(), NotOpen> {
         self.ws.send(kind, payload, self.output)
     }
+
+    /// Queues a data message of `len` bytes that `fill` writes in place (see
+    /// [`WebSocket::send_with`]).
+    pub fn send_with(
+        &mut self,
+        kind: MessageKind,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> Result<(), NotOpen> {
+        self.ws.send_with(kind, len, self.output, fill)
+    }
 }
 
 /// Handles one received message whose payload is borrowed from the read buffer.
@@ -398,6 +409,22 @@ impl Connection {
         }
     }
 
+    /// Queues a data message of `len` bytes that `fill` writes in place (see
+    /// [`WebSocket::send_with`]).
+    pub fn send_with(
+        &mut self,
+        kind: MessageKind,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> Result<(), NotOpen> {
+        match self.ws.as_mut() {
+            Some(ws) if self.phase == Phase::Open => {
+                ws.send_with(kind, len, &mut self.output, fill)
+            }
+            _ => Err(NotOpen),
+        }
+    }
+
     /// Queues a ping.
     pub fn ping(&mut self, payload: &[u8]) -> Result<(), NotOpen> {
         match self.ws.as_mut() {
@@ -577,5 +604,94 @@ impl Connection {
         if pos < data.len() {
             self.input.extend_from_slice(&data[pos..]);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+
+    use mio::{Events, Poll};
+
+    use super::*;
+
+    /// Over plain TCP a read that leaves room in the buffer ends the reading
+    /// (no further read just to see EAGAIN): the socket is edge-triggered, and
+    /// bytes that arrive later raise a new event. So a server that trickles
+    /// its frames in pieces cut anywhere (inside headers, inside payloads)
+    /// still gets every message through, whole and in order, read in place.
+    #[test]
+    fn a_short_read_ends_reading_and_later_bytes_raise_a_new_event() {
+        const N: u8 = 40;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let (mut head, mut buf) = (Vec::new(), [0u8; 1024]);
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = s.read(&mut buf).unwrap();
+                assert!(n > 0, "client closed before its request");
+                head.extend_from_slice(&buf[..n]);
+            }
+            let head = String::from_utf8_lossy(&head).into_owned();
+            let key = head
+                .lines()
+                .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+                .unwrap()
+                .trim()
+                .to_owned();
+            let response = format!(
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+                 Connection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+                crate::core::accept_key(&key)
+            );
+            s.write_all(response.as_bytes()).unwrap();
+            let frames: Vec<u8> = (0..N).flat_map(|i| [0x82, 3, i, i, i]).collect();
+            for piece in frames.chunks(7) {
+                s.write_all(piece).unwrap();
+                std::thread::sleep(Duration::from_millis(3));
+            }
+            while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
+        });
+
+        let url = WsUrl::parse(&format!("ws://{addr}/")).unwrap();
+        let mut conn = Connection::start(&ConnectSpec::new(addr, url)).unwrap();
+        let mut poll = Poll::new().unwrap();
+        conn.register(poll.registry(), Token(0)).unwrap();
+        let mut events = Events::with_capacity(8);
+        let mut scratch = vec![0u8; 4096];
+        let (mut got, mut readable_events) = (Vec::new(), 0);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while got.len() < usize::from(N) && Instant::now() < deadline {
+            poll.poll(&mut events, Some(Duration::from_millis(100)))
+                .unwrap();
+            for ev in events.iter() {
+                let hangup = ev.is_read_closed() || ev.is_error();
+                readable_events += usize::from(ev.is_readable());
+                conn.handle_ready_with(
+                    ev.is_readable() || hangup,
+                    ev.is_writable(),
+                    hangup,
+                    &mut scratch,
+                    Some(&mut |kind, data: &[u8], _: &mut Sender<'_>| {
+                        got.push((kind, data.to_vec()))
+                    }),
+                );
+                while let Some(e) = conn.poll_event() {
+                    match e {
+                        ConnEvent::Open(_) => {}
+                        ConnEvent::Message(m) => got.push((m.kind, m.data)),
+                        other => panic!("unexpected {other:?}"),
+                    }
+                }
+            }
+        }
+        let want: Vec<_> = (0..N).map(|i| (MessageKind::Binary, vec![i; 3])).collect();
+        assert_eq!(got, want);
+        assert!(readable_events > 1, "{readable_events} readable events");
+        drop(conn);
+        server.join().unwrap();
     }
 }

@@ -116,6 +116,31 @@ pub(crate) fn encode_message(
     data_header(rsv, kind, payload.len(), mask).encode_with_payload(out, payload);
 }
 
+/// Appends one message of `len` bytes as a frame to `out`, its payload written
+/// where it will be sent by `fill` and masked there (if `mask`): what
+/// [`encode_message`] does, without the caller's copy of the payload.
+pub(crate) fn encode_message_with(
+    out: &mut Vec<u8>,
+    kind: MessageKind,
+    len: usize,
+    mask: Option<[u8; 4]>,
+    fill: impl FnOnce(&mut [u8]),
+) {
+    let mut head = [0u8; MAX_HEADER_LEN];
+    let n = data_header(0, kind, len, mask).encode_into(&mut head);
+    let start = out.len();
+    out.reserve(MAX_HEADER_LEN + len);
+    // A fixed-size copy (no call for a variable one), cut back to the header.
+    out.extend_from_slice(&head);
+    out.truncate(start + n);
+    out.resize(start + n + len, 0);
+    let payload = &mut out[start + n..];
+    fill(payload);
+    if let Some(key) = mask {
+        apply_mask(payload, key, 0);
+    }
+}
+
 /// Encodes one message as a frame that keeps `payload`'s buffer (masked in place if `mask`).
 pub(crate) fn encode_owned(
     rsv: u8,

@@ -36,7 +36,9 @@ use rand::{Rng, SeedableRng};
 use crate::core::close::{parse_close_payload, write_close_payload, CloseFrame};
 use crate::core::close_code::CloseCode;
 use crate::core::deflate::PerMessageDeflate;
-use crate::core::encode::{encode_message, encode_owned, Encoding, OwnedFrame, RSV1};
+use crate::core::encode::{
+    encode_message, encode_message_with, encode_owned, Encoding, OwnedFrame, RSV1,
+};
 use crate::core::error::ProtocolError;
 use crate::core::frame::{encode_frame, FrameHeader, OpCode};
 use crate::core::mask::apply_mask;
@@ -450,6 +452,30 @@ impl WebSocket {
             }
         }
         encode_message(out, 0, kind, payload, mask);
+        Ok(())
+    }
+
+    /// Like [`WebSocket::send`] for a payload of `len` bytes that `fill` writes
+    /// straight into `out` (then masked there on the client side), so a caller
+    /// that makes its payloads saves building them elsewhere first. With
+    /// permessage-deflate the payload is compressed, through a temporary buffer.
+    pub fn send_with(
+        &mut self,
+        kind: MessageKind,
+        len: usize,
+        out: &mut Vec<u8>,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> Result<(), NotOpen> {
+        if self.state != State::Open {
+            return Err(NotOpen);
+        }
+        if self.deflate.is_some() {
+            let mut payload = vec![0; len];
+            fill(&mut payload);
+            return self.send(kind, &payload, out);
+        }
+        let mask = self.next_mask();
+        encode_message_with(out, kind, len, mask, fill);
         Ok(())
     }
 

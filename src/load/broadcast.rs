@@ -73,14 +73,45 @@ pub fn encode(run: &str, seq: u64, nanos: u64, size: usize) -> String {
 
 /// Finds this run's marker anywhere in `data` (the server may wrap messages, e.g.
 /// in JSON) and returns the sequence number and send time.
+///
+/// Called once per delivery, so the usual case is cheap: the marker where this
+/// generator put it, at the start (a prefix check, not a search), and the
+/// fields read as decimal digits in place (no UTF-8 check, no `str::parse`).
 pub fn decode(prefix: &[u8], data: &[u8]) -> Option<(u64, u64)> {
-    let at = data.windows(prefix.len()).position(|w| w == prefix)?;
-    let rest = &data[at + prefix.len()..];
-    let mut fields = rest.splitn(3, |&b| b == b':');
-    let seq = std::str::from_utf8(fields.next()?).ok()?.parse().ok()?;
-    let nanos = std::str::from_utf8(fields.next()?).ok()?.parse().ok()?;
-    fields.next()?;
+    let rest = match data.strip_prefix(prefix) {
+        Some(rest) => rest,
+        None => {
+            let at = data.windows(prefix.len()).position(|w| w == prefix)?;
+            &data[at + prefix.len()..]
+        }
+    };
+    let (seq, rest) = decimal_field(rest)?;
+    let (nanos, _) = decimal_field(rest)?;
     Some((seq, nanos))
+}
+
+/// A decimal `u64` (one digit or more, nothing else) ended by `:`, and what
+/// follows the `:`; `None` if `data` does not start with one.
+fn decimal_field(data: &[u8]) -> Option<(u64, &[u8])> {
+    let end = data.iter().position(|&b| b == b':')?;
+    let digits = &data[..end];
+    if digits.is_empty() {
+        return None;
+    }
+    if !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let value = if digits.len() <= 19 {
+        // Cannot overflow: unchecked steps (x * 10 is a couple of `lea`s).
+        digits
+            .iter()
+            .fold(0u64, |v, &d| v * 10 + u64::from(d - b'0'))
+    } else {
+        digits.iter().try_fold(0u64, |v, &d| {
+            v.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+        })?
+    };
+    Some((value, &data[end + 1..]))
 }
 
 /// What each connection is.
@@ -639,5 +670,22 @@ mod tests {
         assert_eq!(decode(b"wsdb:ab12:", p.as_bytes()), None);
         assert_eq!(decode(b"wsdb:ab12:", b"{\"type\":\"join\"}"), None);
         assert_eq!(decode(b"wsdb:ab12:", b"wsdb:ab12:7:"), None);
+        // Fields are plain decimal digits that fit a u64, each ended by ':'.
+        assert_eq!(decode(b"wsdb:ab12:", b"wsdb:ab12::5:"), None);
+        assert_eq!(decode(b"wsdb:ab12:", b"wsdb:ab12:+7:5:"), None);
+        assert_eq!(decode(b"wsdb:ab12:", b"wsdb:ab12:7:5x:"), None);
+        assert_eq!(
+            decode(b"wsdb:ab12:", b"wsdb:ab12:18446744073709551616:5:"),
+            None
+        );
+        assert_eq!(
+            decode(b"wsdb:ab12:", b"wsdb:ab12:18446744073709551615:0:.."),
+            Some((u64::MAX, 0))
+        );
+        // Not at the start: found by searching, the first occurrence wins.
+        assert_eq!(
+            decode(b"wsdb:ab12:", b"x wsdb:ab12:3:4: wsdb:ab12:5:6:"),
+            Some((3, 4))
+        );
     }
 }

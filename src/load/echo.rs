@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::client::connection::Sender;
-use crate::client::ConnEvent;
+use crate::client::{ConnEvent, Connection};
 use crate::core::{MessageKind, NotOpen};
 
 use super::fleet::{is_exhaustion, Fleet, Slot};
@@ -78,6 +78,7 @@ pub struct Payloads {
 /// How many distinct JSON-like bodies `--json-like` cycles through: 64 KiB of
 /// 1 KiB messages, so a repeat is never within a 32 KiB compression window.
 const JSON_LIKE_BODIES: usize = 64;
+const _: () = assert!(JSON_LIKE_BODIES.is_power_of_two());
 
 /// The header is this long (when messages are shorter, its low-order digits,
 /// the sequence number's, are kept).
@@ -137,33 +138,86 @@ impl Payloads {
     }
 
     fn body(&self, seq: u64) -> &[u8] {
-        &self.bodies[(seq % self.bodies.len() as u64) as usize]
+        // The pool's length is a power of two (1 or JSON_LIKE_BODIES): a mask,
+        // not a division per message.
+        &self.bodies[(seq & (self.bodies.len() as u64 - 1)) as usize]
+    }
+
+    /// The header's hex digits as two little-endian words (the first eight
+    /// characters, then the last eight), two digits per table lookup, built in
+    /// registers: it is made twice per round trip (to send, to verify), and
+    /// bytes stored piecemeal and read back whole would stall the compare.
+    fn header_words(conn: u32, seq: u64) -> [u64; 2] {
+        const HEX_PAIRS: [u16; 256] = {
+            let digits = b"0123456789abcdef";
+            let mut t = [0u16; 256];
+            let mut i = 0;
+            while i < 256 {
+                t[i] = u16::from_le_bytes([digits[i >> 4], digits[i & 0xf]]);
+                i += 1;
+            }
+            t
+        };
+        let hex8 = |x: u32| {
+            let b = x.to_be_bytes();
+            u64::from(HEX_PAIRS[usize::from(b[0])])
+                | u64::from(HEX_PAIRS[usize::from(b[1])]) << 16
+                | u64::from(HEX_PAIRS[usize::from(b[2])]) << 32
+                | u64::from(HEX_PAIRS[usize::from(b[3])]) << 48
+        };
+        let word = (u64::from(conn) << 40) | (seq & ((1 << 40) - 1));
+        [hex8((word >> 32) as u32), hex8(word as u32)]
     }
 
     fn header(conn: u32, seq: u64) -> [u8; HEADER_LEN] {
-        let word = (u64::from(conn) << 40) | (seq & ((1 << 40) - 1));
+        let [a, b] = Self::header_words(conn, seq);
         let mut h = [0u8; HEADER_LEN];
-        for (i, b) in h.iter_mut().enumerate() {
-            *b = b"0123456789abcdef"[((word >> (60 - 4 * i)) & 0xf) as usize];
-        }
+        h[..8].copy_from_slice(&a.to_le_bytes());
+        h[8..].copy_from_slice(&b.to_le_bytes());
         h
     }
 
     /// Writes message `seq` of connection `conn` into `out` (replacing its content).
     pub fn fill(&self, conn: u32, seq: u64, out: &mut Vec<u8>) {
         out.clear();
-        out.extend_from_slice(self.body(seq));
-        let n = HEADER_LEN.min(out.len());
-        out[..n].copy_from_slice(&Self::header(conn, seq)[HEADER_LEN - n..]);
+        out.resize(self.size(), 0);
+        self.write(conn, seq, out);
+    }
+
+    /// Writes message `seq` of connection `conn` into `out`, which is
+    /// [`Payloads::size`] bytes long (where the frame will be sent from).
+    pub fn write(&self, conn: u32, seq: u64, out: &mut [u8]) {
+        if out.len() >= HEADER_LEN {
+            // Fixed-length copies and compares here compile to a few moves,
+            // not calls, for the short messages where they matter.
+            let [a, b] = Self::header_words(conn, seq);
+            out[..8].copy_from_slice(&a.to_le_bytes());
+            out[8..HEADER_LEN].copy_from_slice(&b.to_le_bytes());
+            if out.len() > HEADER_LEN {
+                out[HEADER_LEN..].copy_from_slice(&self.body(seq)[HEADER_LEN..]);
+            }
+        } else {
+            let n = out.len();
+            out.copy_from_slice(&Self::header(conn, seq)[HEADER_LEN - n..]);
+        }
     }
 
     /// Whether `data` is exactly message `seq` of connection `conn`.
     pub fn verify(&self, conn: u32, seq: u64, data: &[u8]) -> bool {
         let body = self.body(seq);
-        let n = HEADER_LEN.min(body.len());
-        data.len() == body.len()
-            && data[..n] == Self::header(conn, seq)[HEADER_LEN - n..]
-            && data[n..] == body[n..]
+        if data.len() != body.len() {
+            return false;
+        }
+        if let (Some(a), Some(b)) = (data.first_chunk::<8>(), data.get(8..HEADER_LEN)) {
+            let [want_a, want_b] = Self::header_words(conn, seq);
+            let mut got_b = [0u8; 8];
+            got_b.copy_from_slice(b);
+            u64::from_le_bytes(*a) == want_a
+                && u64::from_le_bytes(got_b) == want_b
+                && (data.len() == HEADER_LEN || data[HEADER_LEN..] == body[HEADER_LEN..])
+        } else {
+            *data == Self::header(conn, seq)[HEADER_LEN - data.len()..]
+        }
     }
 }
 
@@ -178,8 +232,39 @@ pub struct EchoConn {
     partial: Vec<u8>,
 }
 
-/// Queues one message on a connection, whichever way the caller holds it.
-type SendFn<'a> = dyn FnMut(MessageKind, &[u8]) -> Result<(), NotOpen> + 'a;
+/// Queues one message on a connection, whichever way the caller holds it (the
+/// connection itself, or the [`Sender`] of a message being read), its payload
+/// written in place: generic, so each path is one direct call per message.
+trait Queue {
+    fn send_with(
+        &mut self,
+        kind: MessageKind,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> Result<(), NotOpen>;
+}
+
+impl Queue for Connection {
+    fn send_with(
+        &mut self,
+        kind: MessageKind,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> Result<(), NotOpen> {
+        Connection::send_with(self, kind, len, fill)
+    }
+}
+
+impl Queue for Sender<'_> {
+    fn send_with(
+        &mut self,
+        kind: MessageKind,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> Result<(), NotOpen> {
+        Sender::send_with(self, kind, len, fill)
+    }
+}
 
 /// Everything the run measures.
 struct Run {
@@ -188,7 +273,6 @@ struct Run {
     pipeline: u64,
     /// `--stream`: received payloads are a byte stream, not messages.
     stream: bool,
-    buf: Vec<u8>,
     sending: bool,
     window_end: Option<Instant>,
     sent: u64,
@@ -211,7 +295,6 @@ impl Run {
         timeline: Timeline,
     ) -> Self {
         Run {
-            buf: Vec::with_capacity(payloads.size()),
             payloads,
             kind,
             pipeline,
@@ -243,11 +326,12 @@ impl Run {
             .with_error("unexpected", unexpected)
     }
 
-    /// Sends the connection's next message through `send`.
-    fn send_one(&mut self, id: usize, state: &mut EchoConn, now: Instant, send: &mut SendFn<'_>) {
+    /// Sends the connection's next message through `queue`.
+    fn send_one<Q: Queue>(&mut self, id: usize, state: &mut EchoConn, now: Instant, queue: &mut Q) {
         let seq = state.next_seq;
-        self.payloads.fill(id as u32, seq, &mut self.buf);
-        if send(self.kind, &self.buf).is_ok() {
+        let payloads = &self.payloads;
+        let fill = |out: &mut [u8]| payloads.write(id as u32, seq, out);
+        if queue.send_with(self.kind, payloads.size(), fill).is_ok() {
             state.next_seq += 1;
             state.inflight.push_back((seq, now));
             self.sent += 1;
@@ -256,7 +340,7 @@ impl Run {
 
     fn start(&mut self, id: usize, slot: &mut Slot<EchoConn>, now: Instant) {
         while (slot.state.inflight.len() as u64) < self.pipeline {
-            self.send_one(id, &mut slot.state, now, &mut |k, p| slot.conn.send(k, p));
+            self.send_one(id, &mut slot.state, now, &mut slot.conn);
         }
     }
 
@@ -265,7 +349,7 @@ impl Run {
             return;
         };
         let Slot { conn, state, .. } = slot;
-        self.on_echo(id, state, m.kind, &m.data, now, &mut |k, p| conn.send(k, p));
+        self.on_echo(id, state, m.kind, &m.data, now, conn);
     }
 
     /// A message borrowed from the read buffer (the fast way; see
@@ -279,19 +363,19 @@ impl Run {
         sender: &mut Sender<'_>,
         now: Instant,
     ) {
-        self.on_echo(id, state, kind, data, now, &mut |k, p| sender.send(k, p));
+        self.on_echo(id, state, kind, data, now, sender);
     }
 
     /// One received message, however it arrived: completes what it answers and
-    /// sends as many new messages through `send` while sending.
-    fn on_echo(
+    /// sends as many new messages through `queue` while sending.
+    fn on_echo<Q: Queue>(
         &mut self,
         id: usize,
         state: &mut EchoConn,
         kind: MessageKind,
         data: &[u8],
         now: Instant,
-        send: &mut SendFn<'_>,
+        queue: &mut Q,
     ) {
         let completed = if self.stream {
             self.on_stream_bytes(id, state, data, now)
@@ -300,7 +384,7 @@ impl Run {
         };
         if self.sending {
             for _ in 0..completed {
-                self.send_one(id, state, now, send);
+                self.send_one(id, state, now, queue);
             }
         }
     }
@@ -706,7 +790,7 @@ mod tests {
     /// A run in `--stream` mode over `size`-byte messages, with `n` messages of
     /// connection 5 in flight; returns it, the connection and the bytes sent.
     fn stream_run(size: usize, n: u64) -> (Run, EchoConn, Vec<u8>) {
-        let mut run = Run::new(
+        let run = Run::new(
             Payloads::new(size),
             MessageKind::Text,
             n,
@@ -716,9 +800,10 @@ mod tests {
         let mut conn = EchoConn::default();
         let mut sent = Vec::new();
         let now = Instant::now();
+        let mut buf = Vec::new();
         for seq in 0..n {
-            run.payloads.fill(5, seq, &mut run.buf);
-            sent.extend_from_slice(&run.buf);
+            run.payloads.fill(5, seq, &mut buf);
+            sent.extend_from_slice(&buf);
             conn.inflight.push_back((seq, now));
         }
         (run, conn, sent)
@@ -766,6 +851,37 @@ mod tests {
             .map(|b| run.on_stream_bytes(5, &mut conn, b, now))
             .sum();
         assert_eq!((done, run.received, run.mismatches), (3, 3, 1));
+    }
+
+    #[test]
+    fn header_is_connection_and_sequence_in_hex_around_its_length() {
+        let slow = |conn: u32, seq: u64| {
+            let word = (u64::from(conn) << 40) | (seq & ((1 << 40) - 1));
+            format!("{word:016x}").into_bytes()
+        };
+        for (conn, seq) in [
+            (0, 0),
+            (3, 7),
+            (0xab_cdef, 0xff_ffff_ffff),
+            (u32::MAX, 1 << 41),
+        ] {
+            assert_eq!(Payloads::header(conn, seq).to_vec(), slow(conn, seq));
+        }
+        for size in [15, 16, 17, 24] {
+            let p = Payloads::new(size);
+            let mut buf = Vec::new();
+            p.fill(0x12, 0x3456, &mut buf);
+            assert_eq!(buf.len(), size);
+            let digits = slow(0x12, 0x3456);
+            let n = size.min(HEADER_LEN);
+            assert_eq!(buf[..n], digits[HEADER_LEN - n..]);
+            assert!(p.verify(0x12, 0x3456, &buf));
+            for i in 0..size {
+                let mut wrong = buf.clone();
+                wrong[i] ^= 0x20;
+                assert!(!p.verify(0x12, 0x3456, &wrong), "size {size} byte {i}");
+            }
+        }
     }
 
     #[test]

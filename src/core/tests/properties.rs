@@ -174,6 +174,30 @@ proptest! {
     }
 
     #[test]
+    fn send_with_writes_exactly_what_send_writes(
+        payload in vec(any::<u8>(), 0..=70_000),
+        prefix in vec(any::<u8>(), 0..20),
+        binary in any::<bool>(),
+        seed in any::<[u8; 32]>(),
+    ) {
+        // Same seed, so the same masking keys: the payload written in place
+        // (after bytes already queued) must give the very same frames.
+        let kind = if binary { MessageKind::Binary } else { MessageKind::Text };
+        let (mut by_copy, mut in_place) = (prefix.clone(), prefix);
+        let mut a = WebSocket::client(Limits::default(), seed);
+        let mut b = WebSocket::client(Limits::default(), seed);
+        for _ in 0..2 {
+            a.send(kind, &payload, &mut by_copy).unwrap();
+            b.send_with(kind, payload.len(), &mut in_place, |p| p.copy_from_slice(&payload))
+                .unwrap();
+        }
+        prop_assert_eq!(&by_copy, &in_place);
+        b.close(CloseCode::NORMAL, "", &mut Vec::new()).unwrap();
+        let refused = b.send_with(kind, 1, &mut in_place, |_| {});
+        prop_assert!(refused.is_err());
+    }
+
+    #[test]
     fn message_split_into_arbitrary_fragments_round_trips(
         payload in vec(any::<u8>(), 0..=4096),
         text_payload in ".{0,200}",
