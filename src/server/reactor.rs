@@ -132,7 +132,7 @@ impl Reactor {
             config_source,
             fd_ceiling,
             status,
-            heap_trim: HeapTrim::default(),
+            heap_trim: HeapTrim::new(),
             drain_until: None,
             drain_signal: 0,
         })
