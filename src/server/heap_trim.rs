@@ -19,9 +19,6 @@ const TRAFFIC_BEFORE_TRIM: u64 = 64 << 20;
 /// How long a loop with a trim pending waits for events before trimming.
 pub const QUIET: Duration = Duration::from_millis(250);
 
-/// Largest allocation served from the heap rather than by its own `mmap`.
-const MMAP_THRESHOLD: usize = 4 << 20;
-
 /// Free memory at the top of the heap that `free` may keep rather than give back.
 const TRIM_THRESHOLD: usize = 8 << 20;
 
@@ -33,13 +30,15 @@ pub struct HeapTrim {
 }
 
 impl HeapTrim {
-    /// Takes over giving memory back. By default glibc serves each buffer
-    /// above 128 KiB (a corking buffer after a burst, a large message) with
-    /// its own `mmap`, and moves that threshold with what was last freed; so
-    /// under large messages buffers went back to the kernel and were faulted
-    /// in again on every burst, up to a tenth of the server's CPU in page
-    /// faults in a 64 KiB echo. Fixed thresholds keep freed buffers for
-    /// reuse while traffic flows; the quiet trim returns them afterwards.
+    /// Takes over giving memory back. By default glibc gives the top of the
+    /// heap back to the kernel whenever more than 128 KiB there is free (and
+    /// moves that threshold, and the one for serving a buffer with its own
+    /// `mmap`, with what was last freed), so under 64 KiB messages freed
+    /// buffers went back and were faulted in again: up to a tenth of the
+    /// server's CPU in page faults. A fixed 8 MiB trim threshold keeps them for
+    /// reuse while traffic flows; the quiet trim returns them afterwards. The
+    /// `mmap` threshold stays at 128 KiB, so the connection slab still grows
+    /// by `mremap` without leaving its old copies in the heap.
     pub fn new() -> HeapTrim {
         fix_thresholds();
         HeapTrim {
@@ -87,7 +86,6 @@ fn fix_thresholds() {
     // SAFETY: mallopt only sets the allocator's tuning parameters; it is
     // called from the thread that owns the loop, before the loop runs.
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD as libc::c_int);
         libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD as libc::c_int);
     }
 }
