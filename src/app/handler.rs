@@ -264,6 +264,7 @@ impl<'a> Run<'a> {
         self.publications.len()
     }
 
+    /// Never true: a run holds at least one message.
     pub fn is_empty(&self) -> bool {
         self.publications.is_empty()
     }
