@@ -187,6 +187,39 @@ fn frames_pipelined_in_the_handshake_packet_are_processed() {
 }
 
 #[test]
+fn one_write_of_short_large_and_control_frames_comes_back_in_order_then_1007() {
+    let wsd = Wsd::start(CONFIG);
+    let mut raw = Raw::upgrade(wsd.addr, "/echo");
+    let large = pattern(40_000);
+    let mut batch = Vec::new();
+    for i in 0..50u8 {
+        batch.extend(client_frame(OP_BINARY, &[i; 16]));
+    }
+    batch.extend(client_frame(OP_TEXT, "short héllo".as_bytes()));
+    batch.extend(client_frame(OP_BINARY, &large));
+    batch.extend(client_frame(OP_PING, b"between"));
+    batch.extend(client_frame(OP_TEXT, b"after the ping"));
+    batch.extend(client_frame(OP_TEXT, b"not utf-8 \xc3\x28"));
+    batch.extend(client_frame(OP_TEXT, b"never echoed"));
+    raw.send(&batch);
+    let mut want: Vec<(u8, Vec<u8>)> = (0..50u8).map(|i| (OP_BINARY, vec![i; 16])).collect();
+    want.push((OP_TEXT, "short héllo".as_bytes().to_vec()));
+    want.push((OP_BINARY, large));
+    want.push((OP_PONG, b"between".to_vec()));
+    want.push((OP_TEXT, b"after the ping".to_vec()));
+    for (i, (opcode, payload)) in want.iter().enumerate() {
+        let f = raw.expect_frame("an echo");
+        assert_eq!(
+            (f.opcode, f.payload.len()),
+            (*opcode, payload.len()),
+            "frame {i}"
+        );
+        assert_eq!(&f.payload, payload, "frame {i}");
+    }
+    assert_eq!(raw.expect_close(), Some(1007));
+}
+
+#[test]
 fn frames_split_into_single_bytes_are_reassembled() {
     let wsd = Wsd::start(CONFIG);
     let mut raw = Raw::upgrade(wsd.addr, "/echo");

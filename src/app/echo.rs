@@ -21,4 +21,8 @@ impl RouteHandler for Echo {
     }
 
     fn closed(&self, _: Peer, _: Slot, _: &mut Effects) {}
+
+    fn only_echoes(&self) -> bool {
+        true
+    }
 }

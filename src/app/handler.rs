@@ -203,6 +203,13 @@ pub trait RouteHandler: fmt::Debug {
         false
     }
 
+    /// Whether `message` does nothing but [`Effects::echo`], whatever the
+    /// message and whoever sent it. The server may then echo whole runs of
+    /// messages without calling `message` for each.
+    fn only_echoes(&self) -> bool {
+        false
+    }
+
     /// A reload kept this route (same path and kind) with these settings;
     /// connections opened from now on see them.
     fn reconfigure(&self, kind: &RouteKind) {

@@ -64,7 +64,12 @@ pub struct RouteTraffic {
 impl RouteTraffic {
     /// One message of `len` bytes arrived.
     pub fn received(&self, len: usize) {
-        bump(&self.messages_in, 1);
+        self.received_many(1, len);
+    }
+
+    /// `count` messages of `len` bytes in all arrived.
+    pub fn received_many(&self, count: u64, len: usize) {
+        bump(&self.messages_in, count);
         bump(&self.payload_bytes_in, len as u64);
     }
 

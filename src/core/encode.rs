@@ -10,7 +10,7 @@ use std::rc::Rc;
 
 use crate::core::deflate::{compress_shared, DeflateSettings};
 use crate::core::frame::{FrameHeader, MAX_HEADER_LEN};
-use crate::core::mask::apply_mask;
+use crate::core::mask::{apply_mask, extend_masked};
 use crate::core::message::MessageKind;
 
 /// How a connection's data frames are encoded. Connections with equal encodings
@@ -139,6 +139,20 @@ pub(crate) fn encode_message_with(
     if let Some(key) = mask {
         apply_mask(payload, key, 0);
     }
+}
+
+/// Appends one unmasked frame to `out` carrying `masked` unmasked with `key`:
+/// a server's echo of a message as it was received, unmasked on its way
+/// into `out` rather than in place and then copied.
+pub(crate) fn encode_unmasking(out: &mut Vec<u8>, kind: MessageKind, masked: &[u8], key: [u8; 4]) {
+    let mut head = [0u8; MAX_HEADER_LEN];
+    let n = data_header(0, kind, masked.len(), None).encode_into(&mut head);
+    let start = out.len();
+    out.reserve(MAX_HEADER_LEN + masked.len());
+    // A fixed-size copy (no call for a variable one), cut back to the header.
+    out.extend_from_slice(&head);
+    out.truncate(start + n);
+    extend_masked(out, masked, key);
 }
 
 /// Encodes one message as a frame that keeps `payload`'s buffer (masked in place if `mask`).

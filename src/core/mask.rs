@@ -34,6 +34,36 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
     }
 }
 
+/// Payloads up to this long are masked as they are appended, a word at a
+/// time; longer ones are copied first (one bulk copy) and masked in place.
+const APPEND_WORDWISE_MAX: usize = 256;
+
+/// Appends `src` masked (or unmasked) with `key` to `out`, starting at the
+/// payload's first byte: one pass for a short payload, where a call to copy
+/// it and a second pass to mask it cost more than the bytes.
+pub fn extend_masked(out: &mut Vec<u8>, src: &[u8], key: [u8; 4]) {
+    if src.len() > APPEND_WORDWISE_MAX {
+        let start = out.len();
+        out.extend_from_slice(src);
+        apply_mask(&mut out[start..], key, 0);
+        return;
+    }
+    out.reserve(src.len());
+    let word = u64::from_ne_bytes([
+        key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
+    ]);
+    let mut words = src.chunks_exact(8);
+    for chunk in &mut words {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(chunk);
+        out.extend_from_slice(&(u64::from_ne_bytes(bytes) ^ word).to_ne_bytes());
+    }
+    // The rest starts at a multiple of 8 bytes, so at the key's first byte.
+    for (i, b) in words.remainder().iter().enumerate() {
+        out.push(b ^ key[i & 3]);
+    }
+}
+
 fn rotate_key(mut key: [u8; 4], offset: usize) -> [u8; 4] {
     key.rotate_left(offset & 3);
     key
@@ -63,6 +93,20 @@ mod tests {
                     assert_eq!(fast, slow, "start {start} len {len} offset {offset}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn appending_masked_equals_copying_then_masking() {
+        let key = [0x37, 0xfa, 0x21, 0x3d];
+        let data: Vec<u8> = (0..700u32).map(|i| (i * 13 + 5) as u8).collect();
+        for len in (0..300).chain([APPEND_WORDWISE_MAX + 1, 699]) {
+            let mut want = vec![7u8; 3];
+            want.extend_from_slice(&data[..len]);
+            mask_bytewise(&mut want[3..], key, 0);
+            let mut got = vec![7u8; 3];
+            extend_masked(&mut got, &data[..len], key);
+            assert_eq!(got, want, "len {len}");
         }
     }
 

@@ -63,4 +63,4 @@ pub use frame::{encode_frame, FrameHeader, OpCode};
 pub use handshake::{accept_key, write_accept_response, Upgrade};
 pub use http::{parse_request, Headers, Request, RequestLimits};
 pub use message::{Message, MessageKind, MessageRef};
-pub use websocket::{Event, Limits, NotOpen, Role, State, WebSocket};
+pub use websocket::{Echoed, Event, Limits, NotOpen, Role, State, WebSocket};

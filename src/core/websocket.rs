@@ -37,13 +37,24 @@ use crate::core::close::{parse_close_payload, write_close_payload, CloseFrame};
 use crate::core::close_code::CloseCode;
 use crate::core::deflate::PerMessageDeflate;
 use crate::core::encode::{
-    encode_message, encode_message_with, encode_owned, Encoding, OwnedFrame, RSV1,
+    encode_message, encode_message_with, encode_owned, encode_unmasking, Encoding, OwnedFrame, RSV1,
 };
 use crate::core::error::ProtocolError;
 use crate::core::frame::{encode_frame, FrameHeader, OpCode};
 use crate::core::mask::apply_mask;
 use crate::core::message::{Message, MessageKind};
 use crate::core::utf8::Utf8Validator;
+
+/// What [`WebSocket::echo_in_place`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Echoed {
+    /// Bytes of the input the echoed frames took.
+    pub consumed: usize,
+    /// Messages echoed.
+    pub messages: u64,
+    /// Their payload bytes, all together.
+    pub payload_bytes: usize,
+}
 
 /// Which end of the connection this state machine plays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -379,6 +390,59 @@ impl WebSocket {
             return None;
         }
         Some((kind, &input[head_len..end], end))
+    }
+
+    /// A server's echo of whole messages: while the front of `input` is one
+    /// whole message that [`WebSocket::read_in_place`] would take, with at most
+    /// `max_payload` bytes, appends it back to the peer as one frame to `out`,
+    /// unmasked on the way there. `input` is left as it was, and no event is
+    /// queued. Stops at the first frame it does not take (the caller hands the
+    /// rest to `read_in_place` or [`WebSocket::handle_read`], as if nothing had
+    /// been echoed); takes nothing on the client side or with
+    /// permessage-deflate, where an echo is not the received bytes unmasked.
+    pub fn echo_in_place(&mut self, input: &[u8], out: &mut Vec<u8>, max_payload: usize) -> Echoed {
+        let mut echoed = Echoed::default();
+        if self.state != State::Open
+            || self.in_progress.is_some()
+            || self.role != Role::Server
+            || self.deflate.is_some()
+        {
+            return echoed;
+        }
+        let max_payload = (max_payload as u64)
+            .min(self.limits.max_frame_size())
+            .min(self.limits.max_message_size());
+        let mut rest = input;
+        while let Ok(Some((header, head_len))) = FrameHeader::decode(rest) {
+            let kind = match header.opcode {
+                OpCode::Text => MessageKind::Text,
+                OpCode::Binary => MessageKind::Binary,
+                _ => break,
+            };
+            let len = header.payload_len;
+            let Some(key) = header.mask else { break };
+            if !header.fin
+                || header.rsv != 0
+                || len > max_payload
+                || len > (rest.len() - head_len) as u64
+            {
+                break;
+            }
+            let end = head_len + len as usize;
+            let start = out.len();
+            encode_unmasking(out, kind, &rest[head_len..end], key);
+            if kind == MessageKind::Text
+                && simdutf8::basic::from_utf8(&out[out.len() - len as usize..]).is_err()
+            {
+                out.truncate(start);
+                break;
+            }
+            rest = &rest[end..];
+            echoed.consumed += end;
+            echoed.messages += 1;
+            echoed.payload_bytes += len as usize;
+        }
+        echoed
     }
 
     /// The next event, in the order the peer caused them. Polling a ping queues

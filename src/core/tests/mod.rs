@@ -3,6 +3,7 @@
 
 mod closing;
 mod deflate;
+mod echo_in_place;
 mod frames;
 mod handshake_client;
 mod handshake_server;
