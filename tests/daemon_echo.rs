@@ -292,6 +292,44 @@ fn frames_cut_at_arbitrary_points_across_writes_are_reassembled() {
     reader.join().expect("every echo arrived intact");
 }
 
+/// Large echoes go straight to the socket when nothing is queued ahead of
+/// them, and what the socket does not take is queued: against a reader that
+/// stops for a while with a tiny receive buffer, both happen, and every echo
+/// still arrives whole and in order.
+#[test]
+fn large_echoes_to_a_reader_that_pauses_arrive_whole_and_in_order() {
+    let wsd = Wsd::start(CONFIG);
+    let mut raw = Raw::connect_small_rcvbuf(wsd.addr).upgrade_on("/echo");
+    let messages: Vec<Vec<u8>> = (0..24usize)
+        .map(|i| {
+            let len = if i % 4 == 3 { 10 } else { 5_000 + i * 9_973 };
+            let mut payload = pattern(len);
+            payload[0] = i as u8;
+            payload
+        })
+        .collect();
+    let writer = {
+        let mut w = Raw::from_stream(raw.stream.try_clone().unwrap());
+        let messages = messages.clone();
+        std::thread::spawn(move || {
+            for m in &messages {
+                w.send(&client_frame(OP_BINARY, m));
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    for (i, want) in messages.iter().enumerate() {
+        let f = raw.expect_frame("an echo");
+        assert_eq!((f.fin, f.opcode), (true, OP_BINARY), "echo {i}");
+        assert!(
+            f.payload == *want,
+            "echo {i} of {} bytes differs",
+            want.len()
+        );
+    }
+    writer.join().expect("every message was sent");
+}
+
 #[test]
 fn an_empty_fragmented_message_is_echoed_empty() {
     let wsd = Wsd::start(CONFIG);
