@@ -126,15 +126,9 @@ pub(crate) fn encode_message_with(
     mask: Option<[u8; 4]>,
     fill: impl FnOnce(&mut [u8]),
 ) {
-    let mut head = [0u8; MAX_HEADER_LEN];
-    let n = data_header(0, kind, len, mask).encode_into(&mut head);
-    let start = out.len();
-    out.reserve(MAX_HEADER_LEN + len);
-    // A fixed-size copy (no call for a variable one), cut back to the header.
-    out.extend_from_slice(&head);
-    out.truncate(start + n);
-    out.resize(start + n + len, 0);
-    let payload = &mut out[start + n..];
+    let at = push_data_head(out, kind, len, mask);
+    out.resize(at + len, 0);
+    let payload = &mut out[at..];
     fill(payload);
     if let Some(key) = mask {
         apply_mask(payload, key, 0);
@@ -145,14 +139,26 @@ pub(crate) fn encode_message_with(
 /// a server's echo of a message as it was received, unmasked on its way
 /// into `out` rather than in place and then copied.
 pub(crate) fn encode_unmasking(out: &mut Vec<u8>, kind: MessageKind, masked: &[u8], key: [u8; 4]) {
+    push_data_head(out, kind, masked.len(), None);
+    extend_masked(out, masked, key);
+}
+
+/// Appends the header of a data frame of `len` bytes to `out`, with room
+/// reserved for the payload after it; returns where the payload starts.
+fn push_data_head(
+    out: &mut Vec<u8>,
+    kind: MessageKind,
+    len: usize,
+    mask: Option<[u8; 4]>,
+) -> usize {
     let mut head = [0u8; MAX_HEADER_LEN];
-    let n = data_header(0, kind, masked.len(), None).encode_into(&mut head);
+    let n = data_header(0, kind, len, mask).encode_into(&mut head);
     let start = out.len();
-    out.reserve(MAX_HEADER_LEN + masked.len());
+    out.reserve(MAX_HEADER_LEN + len);
     // A fixed-size copy (no call for a variable one), cut back to the header.
     out.extend_from_slice(&head);
     out.truncate(start + n);
-    extend_masked(out, masked, key);
+    start + n
 }
 
 /// Encodes one message as a frame that keeps `payload`'s buffer (masked in place if `mask`).

@@ -13,9 +13,7 @@
 #[inline]
 pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
     let key = rotate_key(key, offset);
-    let word = u64::from_ne_bytes([
-        key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
-    ]);
+    let word = key_word(key);
     let xor = |chunk: &mut [u8]| {
         let mut bytes = [0u8; 8];
         bytes.copy_from_slice(chunk);
@@ -49,9 +47,7 @@ pub fn extend_masked(out: &mut Vec<u8>, src: &[u8], key: [u8; 4]) {
         return;
     }
     out.reserve(src.len());
-    let word = u64::from_ne_bytes([
-        key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
-    ]);
+    let word = key_word(key);
     let mut words = src.chunks_exact(8);
     for chunk in &mut words {
         let mut bytes = [0u8; 8];
@@ -62,6 +58,13 @@ pub fn extend_masked(out: &mut Vec<u8>, src: &[u8], key: [u8; 4]) {
     for (i, b) in words.remainder().iter().enumerate() {
         out.push(b ^ key[i & 3]);
     }
+}
+
+/// The key twice over, to mask eight bytes with one XOR.
+fn key_word(key: [u8; 4]) -> u64 {
+    u64::from_ne_bytes([
+        key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
+    ])
 }
 
 fn rotate_key(mut key: [u8; 4], offset: usize) -> [u8; 4] {

@@ -56,6 +56,15 @@ pub struct Echoed {
     pub payload_bytes: usize,
 }
 
+/// A whole message at the front of the input (see `WebSocket::whole_message_at`).
+struct WholeMessage {
+    kind: MessageKind,
+    mask: Option<[u8; 4]>,
+    /// Where its payload starts and ends in the input.
+    payload_at: usize,
+    end: usize,
+}
+
 /// Which end of the connection this state machine plays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -358,6 +367,69 @@ impl WebSocket {
         &mut self,
         input: &'a mut [u8],
     ) -> Option<(MessageKind, &'a [u8], usize)> {
+        let WholeMessage {
+            kind,
+            mask,
+            payload_at,
+            end,
+        } = self.whole_message_at(input)?;
+        let payload = &mut input[payload_at..end];
+        if let Some(key) = mask {
+            apply_mask(payload, key, 0);
+        }
+        if kind == MessageKind::Text && simdutf8::basic::from_utf8(payload).is_err() {
+            if let Some(key) = mask {
+                apply_mask(payload, key, 0);
+            }
+            return None;
+        }
+        Some((kind, &input[payload_at..end], end))
+    }
+
+    /// A server's echo of whole messages: while the front of `input` is one
+    /// whole message that [`WebSocket::read_in_place`] would take, with at most
+    /// `max_payload` bytes, appends it back to the peer as one frame to `out`,
+    /// unmasked on the way there. `input` is left as it was, and no event is
+    /// queued. Stops at the first frame it does not take (the caller hands the
+    /// rest to `read_in_place` or [`WebSocket::handle_read`], as if nothing had
+    /// been echoed); takes nothing on the client side or with
+    /// permessage-deflate, where an echo is not the received bytes unmasked.
+    pub fn echo_in_place(&self, input: &[u8], out: &mut Vec<u8>, max_payload: usize) -> Echoed {
+        let mut echoed = Echoed::default();
+        if self.role != Role::Server || self.deflate.is_some() {
+            return echoed;
+        }
+        let mut rest = input;
+        while let Some(message) = self.whole_message_at(rest) {
+            let len = message.end - message.payload_at;
+            // On the server side every message taken is masked.
+            let (Some(key), true) = (message.mask, len <= max_payload) else {
+                break;
+            };
+            let start = out.len();
+            let payload = &rest[message.payload_at..message.end];
+            encode_unmasking(out, message.kind, payload, key);
+            if message.kind == MessageKind::Text
+                && simdutf8::basic::from_utf8(&out[out.len() - len..]).is_err()
+            {
+                out.truncate(start);
+                break;
+            }
+            rest = &rest[message.end..];
+            echoed.consumed += message.end;
+            echoed.messages += 1;
+            echoed.payload_bytes += len;
+        }
+        echoed
+    }
+
+    /// The frame at the front of `input`, if it is one whole message that may
+    /// be taken where it lies (by [`WebSocket::read_in_place`] or
+    /// [`WebSocket::echo_in_place`]): a single unfragmented, uncompressed text
+    /// or binary frame, masked as this side expects, within the limits and
+    /// entirely in `input`, while the connection is open and nothing else is
+    /// under way.
+    fn whole_message_at(&self, input: &[u8]) -> Option<WholeMessage> {
         if self.state != State::Open || self.in_progress.is_some() {
             return None;
         }
@@ -378,71 +450,12 @@ impl WebSocket {
         {
             return None;
         }
-        let end = head_len + len as usize;
-        let payload = &mut input[head_len..end];
-        if let Some(key) = header.mask {
-            apply_mask(payload, key, 0);
-        }
-        if kind == MessageKind::Text && simdutf8::basic::from_utf8(payload).is_err() {
-            if let Some(key) = header.mask {
-                apply_mask(payload, key, 0);
-            }
-            return None;
-        }
-        Some((kind, &input[head_len..end], end))
-    }
-
-    /// A server's echo of whole messages: while the front of `input` is one
-    /// whole message that [`WebSocket::read_in_place`] would take, with at most
-    /// `max_payload` bytes, appends it back to the peer as one frame to `out`,
-    /// unmasked on the way there. `input` is left as it was, and no event is
-    /// queued. Stops at the first frame it does not take (the caller hands the
-    /// rest to `read_in_place` or [`WebSocket::handle_read`], as if nothing had
-    /// been echoed); takes nothing on the client side or with
-    /// permessage-deflate, where an echo is not the received bytes unmasked.
-    pub fn echo_in_place(&mut self, input: &[u8], out: &mut Vec<u8>, max_payload: usize) -> Echoed {
-        let mut echoed = Echoed::default();
-        if self.state != State::Open
-            || self.in_progress.is_some()
-            || self.role != Role::Server
-            || self.deflate.is_some()
-        {
-            return echoed;
-        }
-        let max_payload = (max_payload as u64)
-            .min(self.limits.max_frame_size())
-            .min(self.limits.max_message_size());
-        let mut rest = input;
-        while let Ok(Some((header, head_len))) = FrameHeader::decode(rest) {
-            let kind = match header.opcode {
-                OpCode::Text => MessageKind::Text,
-                OpCode::Binary => MessageKind::Binary,
-                _ => break,
-            };
-            let len = header.payload_len;
-            let Some(key) = header.mask else { break };
-            if !header.fin
-                || header.rsv != 0
-                || len > max_payload
-                || len > (rest.len() - head_len) as u64
-            {
-                break;
-            }
-            let end = head_len + len as usize;
-            let start = out.len();
-            encode_unmasking(out, kind, &rest[head_len..end], key);
-            if kind == MessageKind::Text
-                && simdutf8::basic::from_utf8(&out[out.len() - len as usize..]).is_err()
-            {
-                out.truncate(start);
-                break;
-            }
-            rest = &rest[end..];
-            echoed.consumed += end;
-            echoed.messages += 1;
-            echoed.payload_bytes += len as usize;
-        }
-        echoed
+        Some(WholeMessage {
+            kind,
+            mask: header.mask,
+            payload_at: head_len,
+            end: head_len + len as usize,
+        })
     }
 
     /// The next event, in the order the peer caused them. Polling a ping queues

@@ -85,7 +85,7 @@ fn drive_echo_in_place<'a>(
 
 #[test]
 fn whole_messages_come_back_unmasked_and_the_input_is_untouched() {
-    let mut ws = server();
+    let ws = server();
     let mut input = cf(FIN | TEXT, b"hello");
     input.extend(cf(FIN | BIN, &[1, 2, 3, 4, 5, 6, 7, 8, 9]));
     input.extend(cf(FIN | BIN, &[]));
@@ -110,7 +110,7 @@ fn whole_messages_come_back_unmasked_and_the_input_is_untouched() {
 
 #[test]
 fn it_stops_before_the_first_frame_it_does_not_take() {
-    let mut ws = server();
+    let ws = server();
     let mut input = cf(FIN | BIN, b"one");
     let first = input.len();
     input.extend(cf(FIN | PING, b"p"));
@@ -173,7 +173,7 @@ fn everything_else_is_left_for_the_general_way() {
             cf(FIN | TEXT, &"é".as_bytes()[..1]),
         ),
     ];
-    for (what, mut ws, input) in cases {
+    for (what, ws, input) in cases {
         let mut out = vec![1, 2, 3];
         let echoed = ws.echo_in_place(&input, &mut out, usize::MAX);
         assert_eq!(echoed, Echoed::default(), "{what}");
@@ -183,7 +183,7 @@ fn everything_else_is_left_for_the_general_way() {
 
 #[test]
 fn a_payload_over_the_callers_maximum_is_left_for_the_general_way() {
-    let mut ws = server();
+    let ws = server();
     let mut input = cf(FIN | BIN, &[7; 10]);
     input.extend(cf(FIN | BIN, &[8; 11]));
     let mut out = Vec::new();
@@ -244,28 +244,7 @@ fn any_frame() -> impl Strategy<Value = Vec<u8>> {
         vec(any::<u8>(), 0..600),
         ".{0,60}".prop_map(String::into_bytes),
     ];
-    (b0, payload, any::<[u8; 4]>(), prop::bool::weighted(0.97)).prop_map(
-        |(b0, payload, key, masked)| {
-            let payload = if b0 & 0x08 != 0 {
-                payload[..payload.len().min(125)].to_vec()
-            } else {
-                payload
-            };
-            raw_frame(b0, masked.then_some(key), &payload)
-        },
-    )
-}
-
-fn cut<'a>(input: &'a [u8], cuts: &[usize]) -> Vec<&'a [u8]> {
-    let mut points: Vec<usize> = cuts.iter().map(|c| c % (input.len() + 1)).collect();
-    points.sort_unstable();
-    let (mut out, mut start) = (Vec::new(), 0);
-    for p in points {
-        out.push(&input[start..p]);
-        start = p;
-    }
-    out.push(&input[start..]);
-    out
+    frame_of(b0, payload)
 }
 
 proptest! {

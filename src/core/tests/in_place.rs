@@ -167,28 +167,7 @@ fn any_frame() -> impl Strategy<Value = Vec<u8>> {
         vec(any::<u8>(), 0..300),
         ".{0,60}".prop_map(String::into_bytes),
     ];
-    (b0, payload, any::<[u8; 4]>(), prop::bool::weighted(0.97)).prop_map(
-        |(b0, payload, key, masked)| {
-            let payload = if b0 & 0x08 != 0 {
-                payload[..payload.len().min(125)].to_vec()
-            } else {
-                payload
-            };
-            raw_frame(b0, masked.then_some(key), &payload)
-        },
-    )
-}
-
-fn cut<'a>(input: &'a [u8], cuts: &[usize]) -> Vec<&'a [u8]> {
-    let mut points: Vec<usize> = cuts.iter().map(|c| c % (input.len() + 1)).collect();
-    points.sort_unstable();
-    let (mut out, mut start) = (Vec::new(), 0);
-    for p in points {
-        out.push(&input[start..p]);
-        start = p;
-    }
-    out.push(&input[start..]);
-    out
+    frame_of(b0, payload)
 }
 
 proptest! {

@@ -5,6 +5,8 @@
 //! It must never open a socket or read a clock, and must never decode output with
 //! the core's own decoder where an assertion depends on it.
 
+use proptest::prelude::*;
+
 use crate::core::*;
 
 /// The masking key of the RFC 6455 §5.7 examples, used for every test client frame.
@@ -386,4 +388,37 @@ pub fn assert_error_response(
         assert_eq!(resp.one(name), *value, "header {name}");
     }
     resp
+}
+
+/// Frames with a first byte from `b0` and a payload from `payload` (cut to 125
+/// bytes for a control opcode), masked with a random key 97% of the time: the
+/// rest break the masking rule.
+pub fn frame_of(
+    b0: impl Strategy<Value = u8>,
+    payload: impl Strategy<Value = Vec<u8>>,
+) -> impl Strategy<Value = Vec<u8>> {
+    (b0, payload, any::<[u8; 4]>(), prop::bool::weighted(0.97)).prop_map(
+        |(b0, payload, key, masked)| {
+            let payload = if b0 & 0x08 != 0 {
+                payload[..payload.len().min(125)].to_vec()
+            } else {
+                payload
+            };
+            raw_frame(b0, masked.then_some(key), &payload)
+        },
+    )
+}
+
+/// `input` cut at the given points (each taken modulo its length plus one), in
+/// order: the pieces a socket might deliver.
+pub fn cut<'a>(input: &'a [u8], cuts: &[usize]) -> Vec<&'a [u8]> {
+    let mut points: Vec<usize> = cuts.iter().map(|c| c % (input.len() + 1)).collect();
+    points.sort_unstable();
+    let (mut out, mut start) = (Vec::new(), 0);
+    for p in points {
+        out.push(&input[start..p]);
+        start = p;
+    }
+    out.push(&input[start..]);
+    out
 }
