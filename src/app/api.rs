@@ -50,7 +50,7 @@ struct PublishBody {
 /// Checks what can be checked before the body is read: method, key, length.
 /// `Ok(len)`: read `len` bytes of body, then call [`publish`].
 pub fn admit(keys: &[String], request: &Request, max_body: u64) -> Result<usize, ApiReply> {
-    if request.method != "POST" {
+    if request.method() != "POST" {
         let mut reply = ApiReply::error(405, "use POST");
         reply.headers.push(("Allow", "POST"));
         return Err(reply);

@@ -56,9 +56,9 @@ impl ProcessRoute {
             .filter_map(|name| Some((name.clone(), std::env::var(name).ok()?)))
             .collect();
         let request = opening.request;
-        let (path, query) = match request.target.split_once('?') {
+        let (path, query) = match request.target().split_once('?') {
             Some((path, query)) => (path, query),
-            None => (request.target.as_str(), ""),
+            None => (request.target(), ""),
         };
         let mut set = |name: &str, value: String| env.push((name.to_owned(), value));
         set("GATEWAY_INTERFACE", "websocketd-CGI/0.1".to_owned());
@@ -70,8 +70,8 @@ impl ProcessRoute {
             "SERVER_PROTOCOL",
             format!("HTTP/1.{}", request.minor_version),
         );
-        set("REQUEST_METHOD", request.method.clone());
-        set("REQUEST_URI", request.target.clone());
+        set("REQUEST_METHOD", request.method().to_owned());
+        set("REQUEST_URI", request.target().to_owned());
         set("SCRIPT_NAME", path.to_owned());
         set("PATH_INFO", String::new());
         set("QUERY_STRING", query.to_owned());
@@ -102,12 +102,11 @@ impl ProcessRoute {
             set("REMOTE_USER", user.to_owned());
             set("AUTH_TYPE", "Basic".to_owned());
         }
-        for header in &request.headers {
-            if header.name.eq_ignore_ascii_case("authorization") {
+        for (header_name, header_value) in request.header_fields().iter() {
+            if header_name.eq_ignore_ascii_case("authorization") {
                 continue;
             }
-            let name: String = header
-                .name
+            let name: String = header_name
                 .chars()
                 .map(|c| match c {
                     'a'..='z' => c.to_ascii_uppercase(),
@@ -119,9 +118,9 @@ impl ProcessRoute {
             match env.iter_mut().find(|(n, _)| *n == name) {
                 Some((_, value)) => {
                     value.push_str(", ");
-                    value.push_str(&header.value);
+                    value.push_str(header_value);
                 }
-                None => env.push((name, header.value.clone())),
+                None => env.push((name, header_value.to_owned())),
             }
         }
         env

@@ -64,7 +64,7 @@ impl StaticFiles {
 
     /// Answers one request.
     pub fn serve(&self, request: &Request) -> HttpReply {
-        let head_only = match request.method.as_str() {
+        let head_only = match request.method() {
             "GET" => false,
             "HEAD" => true,
             _ => return short(405, &[("Allow", "GET, HEAD")], "method not allowed", false),

@@ -12,7 +12,7 @@ use crate::core::deflate::{accept_answer, client_offer, DeflateParams};
 use crate::core::error::HandshakeError;
 use crate::core::extensions::parse_extensions;
 use crate::core::handshake::accept_key;
-use crate::core::http::{owned_headers, parse_error_text, Header, Headers};
+use crate::core::http::{parse_error_text, Fields, Headers};
 
 /// The largest response head a client accepts.
 pub const MAX_RESPONSE_HEAD: usize = 8 * 1024;
@@ -33,11 +33,12 @@ pub struct Accepted {
     pub protocol: Option<String>,
     /// permessage-deflate as the server answered it, if it accepted our offer.
     pub deflate: Option<DeflateParams>,
-    pub headers: Vec<Header>,
+    /// Every header field of the response.
+    pub headers: Fields,
 }
 
 impl Headers for Accepted {
-    fn header_fields(&self) -> &[Header] {
+    fn header_fields(&self) -> &Fields {
         &self.headers
     }
 }
@@ -121,7 +122,7 @@ impl ClientHandshake {
         let accepted = Accepted {
             protocol: None,
             deflate: None,
-            headers: owned_headers(resp.headers),
+            headers: Fields::parsed(resp.headers),
         };
         if status != 101 {
             return Err(HandshakeError::NotSwitchingProtocols { status });
@@ -142,14 +143,8 @@ impl ClientHandshake {
                 return Err(HandshakeError::UnexpectedSubprotocol(p.clone()));
             }
         }
-        let answered = parse_extensions(
-            accepted
-                .headers
-                .iter()
-                .filter(|h| h.name.eq_ignore_ascii_case("Sec-WebSocket-Extensions"))
-                .map(|h| h.value.as_str()),
-        )
-        .map_err(|e| HandshakeError::UnexpectedExtensions(e.to_string()))?;
+        let answered = parse_extensions(accepted.header_values("Sec-WebSocket-Extensions"))
+            .map_err(|e| HandshakeError::UnexpectedExtensions(e.to_string()))?;
         let deflate = match self.deflate {
             None if answered.is_empty() => None,
             None => {

@@ -11,7 +11,7 @@ use sha1::{Digest, Sha1};
 
 use crate::core::error::HandshakeError;
 use crate::core::extensions::{parse_extensions, ExtensionOffer};
-use crate::core::http::{write_response_head, Headers, Request};
+use crate::core::http::{end_head, write_field, write_status_line, Headers, Request};
 
 /// The GUID every accept key is derived with (§1.3).
 pub const WEBSOCKET_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -19,10 +19,19 @@ pub const WEBSOCKET_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 /// `Sec-WebSocket-Accept` for a client's `Sec-WebSocket-Key`:
 /// base64(SHA-1(key + GUID)).
 pub fn accept_key(key: &str) -> String {
+    String::from_utf8_lossy(&accept_bytes(key)).into_owned()
+}
+
+/// [`accept_key`] as its 28 base64 characters, on the stack.
+fn accept_bytes(key: &str) -> [u8; 28] {
     let mut sha = Sha1::new();
     sha.update(key.as_bytes());
     sha.update(WEBSOCKET_GUID.as_bytes());
-    BASE64.encode(sha.finalize())
+    let mut out = [0u8; 28];
+    // A 20-byte digest encodes to exactly 28 characters: this cannot fail.
+    let written = BASE64.encode_slice(sha.finalize(), &mut out);
+    debug_assert_eq!(written, Ok(28));
+    out
 }
 
 /// A valid WebSocket upgrade request's offer, for the caller to accept or reject.
@@ -44,7 +53,7 @@ impl Request {
         if !self.has_token("Upgrade", "websocket") {
             return Ok(None);
         }
-        if self.method != "GET" {
+        if self.method() != "GET" {
             return Err(HandshakeError::MethodNotAllowed);
         }
         if self.minor_version < 1 {
@@ -63,17 +72,14 @@ impl Request {
             .header("Sec-WebSocket-Key")
             .map(str::trim)
             .ok_or(HandshakeError::InvalidKey)?;
-        match BASE64.decode(key) {
-            Ok(raw) if raw.len() == 16 => {}
-            _ => return Err(HandshakeError::InvalidKey),
+        // 24 characters decode to at most 18 bytes; a longer key is invalid
+        // anyway, and fails here as a buffer too small.
+        let mut raw = [0u8; 18];
+        if !matches!(BASE64.decode_slice(key, &mut raw), Ok(16)) {
+            return Err(HandshakeError::InvalidKey);
         }
-        let extensions = parse_extensions(
-            self.header_fields()
-                .iter()
-                .filter(|h| h.name.eq_ignore_ascii_case("Sec-WebSocket-Extensions"))
-                .map(|h| h.value.as_str()),
-        )
-        .map_err(|e| HandshakeError::InvalidExtensions(e.to_string()))?;
+        let extensions = parse_extensions(self.header_values("Sec-WebSocket-Extensions"))
+            .map_err(|e| HandshakeError::InvalidExtensions(e.to_string()))?;
         Ok(Some(Upgrade {
             key: key.to_owned(),
             protocols: self
@@ -93,15 +99,16 @@ pub fn write_accept_response(
     protocol: Option<&str>,
     extra_headers: &[(&str, &str)],
 ) {
-    let accept = accept_key(&upgrade.key);
-    let mut headers: Vec<(&str, &str)> = vec![
-        ("Upgrade", "websocket"),
-        ("Connection", "Upgrade"),
-        ("Sec-WebSocket-Accept", &accept),
-    ];
+    // Written piece by piece into `out`: one handshake, no allocation here.
+    write_status_line(out, 101);
+    write_field(out, "Upgrade", b"websocket");
+    write_field(out, "Connection", b"Upgrade");
+    write_field(out, "Sec-WebSocket-Accept", &accept_bytes(&upgrade.key));
     if let Some(p) = protocol {
-        headers.push(("Sec-WebSocket-Protocol", p));
+        write_field(out, "Sec-WebSocket-Protocol", p.as_bytes());
     }
-    headers.extend_from_slice(extra_headers);
-    write_response_head(out, 101, &headers);
+    for (name, value) in extra_headers {
+        write_field(out, name, value.as_bytes());
+    }
+    end_head(out);
 }

@@ -5,7 +5,8 @@
 //! formatting. It must never read a request body or touch a socket; bytes after the
 //! blank line belong to the caller (they may be WebSocket frames already).
 
-use std::fmt::Write as _;
+use std::io::Write as _;
+use std::mem::MaybeUninit;
 
 use crate::core::error::HandshakeError;
 
@@ -27,23 +28,89 @@ impl Default for RequestLimits {
     }
 }
 
-/// One header field. Names keep their case; look-ups ignore it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Header {
-    pub name: String,
-    pub value: String,
+/// The header fields of a head, kept as one text: every part is appended to
+/// one buffer and only where it ends is recorded, so a head costs two
+/// allocations however many fields it has (a handshake is allocation-bound in
+/// user space). Names keep their case; look-ups ignore it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fields {
+    text: String,
+    /// Where each part ends in `text`: first the `lead` parts of the start
+    /// line that the owner keeps here too (a request's method and target),
+    /// then each field's name and value.
+    ends: Vec<usize>,
+    lead: usize,
+}
+
+impl Fields {
+    /// Fields after `lead` start-line parts, which the caller pushes first.
+    fn with_lead(lead: usize, text_capacity: usize, fields: usize) -> Self {
+        Fields {
+            text: String::with_capacity(text_capacity),
+            ends: Vec::with_capacity(lead + 2 * fields),
+            lead,
+        }
+    }
+
+    fn push_part(&mut self, part: &str) {
+        self.text.push_str(part);
+        self.ends.push(self.text.len());
+    }
+
+    fn part(&self, i: usize) -> &str {
+        let start = i.checked_sub(1).map_or(0, |prev| self.ends[prev]);
+        &self.text[start..self.ends[i]]
+    }
+
+    /// Appends one field.
+    pub fn push(&mut self, name: &str, value: &str) {
+        self.push_part(name);
+        self.push_part(value);
+    }
+
+    /// Copies parsed fields out of the input buffer (values that are not
+    /// UTF-8 are kept lossily: obs-text is legal but never meaningful to us).
+    fn push_parsed(&mut self, headers: &[httparse::Header<'_>]) {
+        for h in headers {
+            self.push(h.name, &String::from_utf8_lossy(h.value));
+        }
+    }
+
+    /// Every field as (name, value), in the order received.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        (self.lead..self.ends.len())
+            .step_by(2)
+            .map(|i| (self.part(i), self.part(i + 1)))
+    }
+
+    pub fn len(&self) -> usize {
+        (self.ends.len() - self.lead) / 2
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Fields parsed from a response head (no start-line parts kept).
+    pub(crate) fn parsed(headers: &[httparse::Header<'_>]) -> Self {
+        let text = headers.iter().map(|h| h.name.len() + h.value.len()).sum();
+        let mut fields = Fields::with_lead(0, text, headers.len());
+        fields.push_parsed(headers);
+        fields
+    }
 }
 
 /// A parsed request head.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
-    pub method: String,
-    /// The request target as sent: path and optional query.
-    pub target: String,
     /// The minor version of HTTP/1.x.
     pub minor_version: u8,
-    pub headers: Vec<Header>,
+    /// The method and the target, then the header fields.
+    fields: Fields,
 }
+
+/// Header slots parsed on the stack; a limit above this parses into the heap.
+const STACK_HEADER_SLOTS: usize = 64;
 
 /// Parses a request head from the front of `input`.
 ///
@@ -53,17 +120,29 @@ pub fn parse_request(
     input: &[u8],
     limits: &RequestLimits,
 ) -> Result<Option<(Request, usize)>, HandshakeError> {
-    let mut slots = vec![httparse::EMPTY_HEADER; limits.max_headers];
-    let mut req = httparse::Request::new(&mut slots);
+    // Uninitialised slots: httparse writes only the ones it fills.
+    let mut on_stack =
+        [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADER_SLOTS];
+    let mut on_heap = Vec::new();
+    let slots = if limits.max_headers <= STACK_HEADER_SLOTS {
+        &mut on_stack[..limits.max_headers]
+    } else {
+        on_heap.resize_with(limits.max_headers, MaybeUninit::uninit);
+        &mut on_heap[..]
+    };
+    let mut req = httparse::Request::new(&mut []);
     let window = &input[..input.len().min(limits.max_head_bytes)];
-    match req.parse(window) {
+    match req.parse_with_uninit_headers(window, slots) {
         Ok(httparse::Status::Complete(n)) => {
-            let request = Request {
-                method: req.method.unwrap_or_default().to_owned(),
-                target: req.path.unwrap_or_default().to_owned(),
+            let method = req.method.unwrap_or_default();
+            let target = req.path.unwrap_or_default();
+            let mut request = Request {
                 minor_version: req.version.unwrap_or_default(),
-                headers: owned_headers(req.headers),
+                fields: Fields::with_lead(2, n, req.headers.len()),
             };
+            request.fields.push_part(method);
+            request.fields.push_part(target);
+            request.fields.push_parsed(req.headers);
             Ok(Some((request, n)))
         }
         Ok(httparse::Status::Partial) if input.len() >= limits.max_head_bytes => {
@@ -75,18 +154,6 @@ pub fn parse_request(
         Err(httparse::Error::TooManyHeaders) => Err(HandshakeError::TooManyHeaders),
         Err(e) => Err(HandshakeError::MalformedRequest(parse_error_text(e))),
     }
-}
-
-/// Copies parsed header fields out of the input buffer (values that are not
-/// UTF-8 are kept lossily: obs-text is legal but never meaningful to us).
-pub(crate) fn owned_headers(headers: &[httparse::Header<'_>]) -> Vec<Header> {
-    headers
-        .iter()
-        .map(|h| Header {
-            name: h.name.to_owned(),
-            value: String::from_utf8_lossy(h.value).into_owned(),
-        })
-        .collect()
 }
 
 pub(crate) fn parse_error_text(e: httparse::Error) -> &'static str {
@@ -103,22 +170,28 @@ pub(crate) fn parse_error_text(e: httparse::Error) -> &'static str {
 
 /// Header look-ups shared by requests and responses.
 pub trait Headers {
-    fn header_fields(&self) -> &[Header];
+    fn header_fields(&self) -> &Fields;
 
     /// The first value of header `name` (case-insensitive).
     fn header(&self, name: &str) -> Option<&str> {
         self.header_fields()
             .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value.as_str())
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+
+    /// The value of every `name` header (case-insensitive), in the order received.
+    fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.header_fields()
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
     }
 
     /// The comma-separated elements of every `name` header, trimmed, empty ones skipped.
     fn header_list<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.header_fields()
-            .iter()
-            .filter(move |h| h.name.eq_ignore_ascii_case(name))
-            .flat_map(|h| h.value.split(','))
+        self.header_values(name)
+            .flat_map(|v| v.split(','))
             .map(str::trim)
             .filter(|t| !t.is_empty())
     }
@@ -131,12 +204,39 @@ pub trait Headers {
 }
 
 impl Headers for Request {
-    fn header_fields(&self) -> &[Header] {
-        &self.headers
+    fn header_fields(&self) -> &Fields {
+        &self.fields
     }
 }
 
 impl Request {
+    /// A request head built in code (for embedders and tests); add fields
+    /// with [`Request::with_field`].
+    pub fn new(method: &str, target: &str, minor_version: u8) -> Self {
+        let mut fields = Fields::with_lead(2, method.len() + target.len(), 0);
+        fields.push_part(method);
+        fields.push_part(target);
+        Request {
+            minor_version,
+            fields,
+        }
+    }
+
+    /// The same request with one more header field.
+    pub fn with_field(mut self, name: &str, value: &str) -> Self {
+        self.fields.push(name, value);
+        self
+    }
+
+    pub fn method(&self) -> &str {
+        self.fields.part(0)
+    }
+
+    /// The request target as sent: path and optional query.
+    pub fn target(&self) -> &str {
+        self.fields.part(1)
+    }
+
     /// The path part of the target, without the query. An absolute-form target
     /// (`http://host/path`, RFC 9112 §3.2.2, allowed by RFC 6455 §4.1) gives its path.
     pub fn path(&self) -> &str {
@@ -152,7 +252,7 @@ impl Request {
     /// The target as path and query, with the scheme and authority of an
     /// absolute-form target removed (an empty path becomes "/").
     fn origin_form(&self) -> &str {
-        let t = self.target.as_str();
+        let t = self.target();
         let rest = ["http://", "https://", "ws://", "wss://"]
             .iter()
             // `get` and not `[..]`: a target may hold non-ASCII text, and slicing
@@ -205,13 +305,30 @@ pub fn reason_phrase(status: u16) -> &'static str {
 
 /// Appends a response head to `out`: status line, `headers`, then the blank line.
 pub fn write_response_head(out: &mut Vec<u8>, status: u16, headers: &[(&str, &str)]) {
-    let mut head = String::with_capacity(128);
-    let _ = write!(head, "HTTP/1.1 {status} {}\r\n", reason_phrase(status));
+    write_status_line(out, status);
     for (name, value) in headers {
-        let _ = write!(head, "{name}: {value}\r\n");
+        write_field(out, name, value.as_bytes());
     }
-    head.push_str("\r\n");
-    out.extend_from_slice(head.as_bytes());
+    end_head(out);
+}
+
+/// Appends a status line, written straight into `out` (nothing allocated).
+pub(crate) fn write_status_line(out: &mut Vec<u8>, status: u16) {
+    // Writing to a Vec cannot fail.
+    let _ = write!(out, "HTTP/1.1 {status} {}\r\n", reason_phrase(status));
+}
+
+/// Appends one header field line.
+pub(crate) fn write_field(out: &mut Vec<u8>, name: &str, value: &[u8]) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends the blank line that ends a head.
+pub(crate) fn end_head(out: &mut Vec<u8>) {
+    out.extend_from_slice(b"\r\n");
 }
 
 /// Appends a complete short response that ends the connection: `Connection: close`,
@@ -259,5 +376,87 @@ mod tests {
             .unwrap();
         assert_eq!(request.path(), "/aaa\u{e9}");
         assert_eq!(request.query(), Some("x=\u{e9}t\u{e9}"));
+    }
+
+    /// Fields come back as sent: order, case, repeats, empty values, and a
+    /// value that is not UTF-8 kept lossily; the start line beside them.
+    #[test]
+    fn fields_keep_every_part_in_order() {
+        let raw = b"PUT /x?a=1 HTTP/1.0\r\nHost: h\r\nX-Empty:\r\nx-rep: 1\r\nX-Rep: 2\r\nX-Bin: a\xffb\r\n\r\nrest";
+        let (request, n) = parse_request(raw, &RequestLimits::default())
+            .unwrap()
+            .unwrap();
+        assert_eq!(&raw[n..], b"rest");
+        assert_eq!((request.method(), request.target()), ("PUT", "/x?a=1"));
+        assert_eq!(request.minor_version, 0);
+        let fields: Vec<(&str, &str)> = request.header_fields().iter().collect();
+        assert_eq!(
+            fields,
+            [
+                ("Host", "h"),
+                ("X-Empty", ""),
+                ("x-rep", "1"),
+                ("X-Rep", "2"),
+                ("X-Bin", "a\u{fffd}b"),
+            ]
+        );
+        assert_eq!(request.header("x-REP"), Some("1"));
+        assert_eq!(
+            request.header_values("X-Rep").collect::<Vec<_>>(),
+            ["1", "2"]
+        );
+        assert_eq!(request.header("Missing"), None);
+    }
+
+    /// A request built in code is the same value as the one parsed.
+    #[test]
+    fn built_request_equals_parsed() {
+        let raw = b"GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n";
+        let (parsed, _) = parse_request(raw, &RequestLimits::default())
+            .unwrap()
+            .unwrap();
+        let built = Request::new("GET", "/chat", 1)
+            .with_field("Host", "a")
+            .with_field("Upgrade", "websocket");
+        assert_eq!(parsed, built);
+        assert!(Request::new("GET", "/", 1).header_fields().is_empty());
+    }
+
+    /// Limits above the stack's slots parse on the heap: the limit, not the
+    /// stack, decides what is too many.
+    #[test]
+    fn header_limits_beyond_the_stack_slots_hold() {
+        let head = |fields: usize| {
+            let mut raw = String::from("GET / HTTP/1.1\r\n");
+            for i in 0..fields {
+                raw.push_str(&format!("X-F{i}: {i}\r\n"));
+            }
+            raw + "\r\n"
+        };
+        let limits = RequestLimits {
+            max_head_bytes: 64 * 1024,
+            max_headers: 100,
+        };
+        let (request, _) = parse_request(head(100).as_bytes(), &limits)
+            .unwrap()
+            .unwrap();
+        assert_eq!(request.header_fields().len(), 100);
+        assert_eq!(request.header("x-f99"), Some("99"));
+        assert_eq!(
+            parse_request(head(101).as_bytes(), &limits),
+            Err(HandshakeError::TooManyHeaders)
+        );
+        let at_stack = RequestLimits {
+            max_headers: STACK_HEADER_SLOTS,
+            ..limits
+        };
+        let (request, _) = parse_request(head(STACK_HEADER_SLOTS).as_bytes(), &at_stack)
+            .unwrap()
+            .unwrap();
+        assert_eq!(request.header_fields().len(), STACK_HEADER_SLOTS);
+        assert_eq!(
+            parse_request(head(STACK_HEADER_SLOTS + 1).as_bytes(), &at_stack),
+            Err(HandshakeError::TooManyHeaders)
+        );
     }
 }

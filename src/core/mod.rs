@@ -61,6 +61,6 @@ pub use encode::{encode_shared, encode_shared_run, Encoding, FrameHead, OwnedFra
 pub use error::{HandshakeError, ProtocolError};
 pub use frame::{encode_frame, FrameHeader, OpCode};
 pub use handshake::{accept_key, write_accept_response, Upgrade};
-pub use http::{parse_request, Headers, Request, RequestLimits};
+pub use http::{parse_request, Fields, Headers, Request, RequestLimits};
 pub use message::{Message, MessageKind, MessageRef};
 pub use websocket::{Echoed, Event, Limits, NotOpen, Role, State, WebSocket};

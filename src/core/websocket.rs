@@ -468,11 +468,9 @@ impl WebSocket {
             }
             Some(Event::Close(close)) => {
                 if self.state == State::Open {
-                    let mut reply = Vec::with_capacity(2);
-                    if let Some(frame) = close {
-                        write_close_payload(&mut reply, frame.code, "");
-                    }
-                    self.queue_control(OpCode::Close, &reply);
+                    // The reply echoes the code alone (§5.5.1), from the stack.
+                    let code = close.as_ref().map(|frame| frame.code.0.to_be_bytes());
+                    self.queue_control(OpCode::Close, code.as_ref().map_or(&[], |c| &c[..]));
                 }
                 self.state = State::Closed;
             }

@@ -41,8 +41,8 @@ pub struct View<'a> {
 /// Appends the response to one request on the metrics listener (`admin`) or a
 /// health request on a main listener; the connection closes after it.
 pub fn respond(out: &mut Vec<u8>, request: &Request, view: &View<'_>, admin: bool) -> u16 {
-    let head = request.method == "HEAD";
-    if request.method != "GET" && !head {
+    let head = request.method() == "HEAD";
+    if request.method() != "GET" && !head {
         write(
             out,
             405,

@@ -57,7 +57,7 @@ impl Conn {
                 let (id, from) = (self.id, self.client_label(sh));
                 sh.log_peer(format_args!(
                     "conn {id} from {from}: refused upgrade {} {}: {e} (answered {})",
-                    request.method,
+                    request.method(),
                     request.path(),
                     e.status()
                 ));
@@ -89,7 +89,7 @@ impl Conn {
             let (id, from) = (self.id, self.client_label(sh));
             sh.log_peer(format_args!(
                 "conn {id} from {from}: {} {} answered {}",
-                request.method,
+                request.method(),
                 request.path(),
                 reply.status
             ));
@@ -184,7 +184,7 @@ impl Conn {
         debug!(
             "conn {}: {} {} -> {status}",
             self.id,
-            request.method,
+            request.method(),
             request.path()
         );
         self.start_closing(key, sh);
@@ -195,7 +195,7 @@ impl Conn {
         debug!(
             "conn {}: {} {} -> {}",
             self.id,
-            request.method,
+            request.method(),
             // Never the query: it may carry a ticket.
             request.path(),
             reply.status

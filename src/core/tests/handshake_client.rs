@@ -44,7 +44,7 @@ fn written_request_is_accepted_by_the_server_side() {
     // The RFC's sample nonce is the base64 of these 16 bytes.
     assert_eq!(hs.key(), SAMPLE_KEY);
     let (request, upgrade) = server_view(&hs);
-    assert_eq!(request.method, "GET");
+    assert_eq!(request.method(), "GET");
     assert_eq!(request.path(), "/chat");
     assert_eq!(request.query(), Some("room=1"));
     assert_eq!(request.header("Host"), Some("example.com:9001"));
