@@ -122,7 +122,7 @@ impl ClientHandshake {
         let accepted = Accepted {
             protocol: None,
             deflate: None,
-            headers: Fields::parsed(resp.headers),
+            headers: Fields::parsed(&[], resp.headers),
         };
         if status != 101 {
             return Err(HandshakeError::NotSwitchingProtocols { status });

@@ -43,13 +43,27 @@ pub struct Fields {
 }
 
 impl Fields {
-    /// Fields after `lead` start-line parts, which the caller pushes first.
-    fn with_lead(lead: usize, text_capacity: usize, fields: usize) -> Self {
-        Fields {
-            text: String::with_capacity(text_capacity),
-            ends: Vec::with_capacity(lead + 2 * fields),
-            lead,
+    /// The `lead` start-line parts, then the parsed fields copied out of the
+    /// input buffer (values that are not UTF-8 are kept lossily: obs-text is
+    /// legal but never meaningful to us).
+    pub(crate) fn parsed(lead: &[&str], headers: &[httparse::Header<'_>]) -> Self {
+        let text = lead.iter().map(|p| p.len()).sum::<usize>()
+            + headers
+                .iter()
+                .map(|h| h.name.len() + h.value.len())
+                .sum::<usize>();
+        let mut fields = Fields {
+            text: String::with_capacity(text),
+            ends: Vec::with_capacity(lead.len() + 2 * headers.len()),
+            lead: lead.len(),
+        };
+        for part in lead {
+            fields.push_part(part);
         }
+        for h in headers {
+            fields.push(h.name, &String::from_utf8_lossy(h.value));
+        }
+        fields
     }
 
     fn push_part(&mut self, part: &str) {
@@ -68,14 +82,6 @@ impl Fields {
         self.push_part(value);
     }
 
-    /// Copies parsed fields out of the input buffer (values that are not
-    /// UTF-8 are kept lossily: obs-text is legal but never meaningful to us).
-    fn push_parsed(&mut self, headers: &[httparse::Header<'_>]) {
-        for h in headers {
-            self.push(h.name, &String::from_utf8_lossy(h.value));
-        }
-    }
-
     /// Every field as (name, value), in the order received.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
         (self.lead..self.ends.len())
@@ -89,14 +95,6 @@ impl Fields {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-
-    /// Fields parsed from a response head (no start-line parts kept).
-    pub(crate) fn parsed(headers: &[httparse::Header<'_>]) -> Self {
-        let text = headers.iter().map(|h| h.name.len() + h.value.len()).sum();
-        let mut fields = Fields::with_lead(0, text, headers.len());
-        fields.push_parsed(headers);
-        fields
     }
 }
 
@@ -136,13 +134,10 @@ pub fn parse_request(
         Ok(httparse::Status::Complete(n)) => {
             let method = req.method.unwrap_or_default();
             let target = req.path.unwrap_or_default();
-            let mut request = Request {
+            let request = Request {
                 minor_version: req.version.unwrap_or_default(),
-                fields: Fields::with_lead(2, n, req.headers.len()),
+                fields: Fields::parsed(&[method, target], req.headers),
             };
-            request.fields.push_part(method);
-            request.fields.push_part(target);
-            request.fields.push_parsed(req.headers);
             Ok(Some((request, n)))
         }
         Ok(httparse::Status::Partial) if input.len() >= limits.max_head_bytes => {
@@ -213,12 +208,9 @@ impl Request {
     /// A request head built in code (for embedders and tests); add fields
     /// with [`Request::with_field`].
     pub fn new(method: &str, target: &str, minor_version: u8) -> Self {
-        let mut fields = Fields::with_lead(2, method.len() + target.len(), 0);
-        fields.push_part(method);
-        fields.push_part(target);
         Request {
             minor_version,
-            fields,
+            fields: Fields::parsed(&[method, target], &[]),
         }
     }
 
